@@ -1,0 +1,81 @@
+//! Authorization code grant, token step (RFC 6749 §4.1.3, RFC 7636 §4.6).
+
+use crate::authority::Authority;
+use crate::error::OAuthError;
+use crate::grant::{mint, Refresh, TokenResponse};
+use crate::model::{Client, ClientKind};
+use crate::pkce;
+use crate::secret::hash_secret;
+use crate::store::Redemption;
+
+#[derive(Debug, Default)]
+pub struct CodeExchange<'a> {
+    pub code: Option<&'a str>,
+    pub redirect_uri: Option<&'a str>,
+    pub code_verifier: Option<&'a str>,
+}
+
+pub async fn exchange(
+    auth: &Authority,
+    client: &Client,
+    req: CodeExchange<'_>,
+) -> Result<TokenResponse, OAuthError> {
+    let code = req.code.ok_or_else(|| OAuthError::invalid_request("code is required"))?;
+    let code_hash = hash_secret(code);
+    let now = auth.now();
+    let invalid = || OAuthError::invalid_grant("the authorization code is invalid or expired");
+
+    let record = auth.store.find_code(&code_hash).await?.ok_or_else(invalid)?;
+    if record.client_id != client.id {
+        return Err(invalid());
+    }
+    if record.used {
+        // RFC 6749 §4.1.2: a code used twice revokes what it was exchanged for.
+        auth.store.revoke_tokens_from_code(&code_hash).await?;
+        return Err(OAuthError::invalid_grant("the authorization code was already used"));
+    }
+    if now >= record.expires_at {
+        return Err(invalid());
+    }
+    // RFC 6749 §4.1.3: redirect_uri must be sent, identically, if it was in the request.
+    // Gatehouse always binds the code to the redirect URI it used.
+    if req.redirect_uri.is_some_and(|r| r != record.redirect_uri) {
+        return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request"));
+    }
+    match (&record.code_challenge, record.code_challenge_method) {
+        (Some(challenge), Some(method)) => {
+            let verifier = req
+                .code_verifier
+                .ok_or_else(|| OAuthError::invalid_grant("code_verifier is required"))?;
+            if !pkce::verify(verifier, challenge, method) {
+                return Err(OAuthError::invalid_grant("code_verifier does not match the challenge"));
+            }
+        }
+        _ => {
+            if req.code_verifier.is_some() {
+                // RFC 9700 §4.8.2: a verifier for a code issued without a challenge is a
+                // sign of a PKCE downgrade attack.
+                return Err(OAuthError::invalid_grant("code_verifier sent for a code issued without PKCE"));
+            }
+            if client.kind == ClientKind::Public {
+                return Err(OAuthError::invalid_grant("PKCE is required for public clients"));
+            }
+        }
+    }
+
+    let minted = mint(
+        auth,
+        client,
+        Some(&record.user_id),
+        &record.scopes,
+        Refresh::NewFamily,
+        Some(&code_hash),
+    );
+    match auth.store.redeem_code(&code_hash, &minted.issue, auth.policy.refresh_caps(), now).await? {
+        Redemption::Issued => Ok(minted.response),
+        Redemption::AlreadyUsed => {
+            auth.store.revoke_tokens_from_code(&code_hash).await?;
+            Err(OAuthError::invalid_grant("the authorization code was already used"))
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! One module per grant type (RFC 6749 §4, §6). Each takes an authenticated client and
+//! the grant's own parameters and returns a [`TokenResponse`] or an [`OAuthError`].
+
+pub mod authorization_code;
+pub mod client_credentials;
+pub mod refresh_token;
+
+use crate::authority::Authority;
+use crate::model::{AccessToken, Client, ClientKind, RefreshToken};
+use crate::scope::ScopeSet;
+use crate::secret::{hash_secret, new_secret, random_token};
+use crate::store::TokenIssue;
+
+/// A successful token response (RFC 6749 §5.1). The HTTP layer chooses how `scope` is
+/// written (space-separated string, or a JSON array in the Twitch dialect).
+#[derive(Debug, Clone)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub refresh_token: Option<String>,
+    pub scope: ScopeSet,
+}
+
+/// Where a new refresh token goes: a fresh family (a new grant), an existing one
+/// (rotation), or none at all (app and implicit tokens).
+pub(crate) enum Refresh<'a> {
+    None,
+    NewFamily,
+    SameFamily(&'a RefreshToken),
+}
+
+/// Fresh random tokens, their digests ready to store, and the response to send.
+pub(crate) struct Minted {
+    pub response: TokenResponse,
+    pub issue: TokenIssue,
+}
+
+pub(crate) fn mint(
+    auth: &Authority,
+    client: &Client,
+    user_id: Option<&str>,
+    access_scopes: &ScopeSet,
+    refresh: Refresh<'_>,
+    code_hash: Option<&str>,
+) -> Minted {
+    let now = auth.now();
+    let ttl = auth.policy.access_token_ttl;
+    let access_plain = new_secret();
+
+    let refresh_record = match (refresh, user_id) {
+        (Refresh::None, _) | (_, None) => None,
+        (Refresh::NewFamily, Some(uid)) => Some(RefreshToken {
+            token_hash: String::new(),
+            family_id: random_token(24),
+            client_id: client.id.clone(),
+            user_id: uid.to_string(),
+            scopes: access_scopes.clone(),
+            created_at: now,
+            expires_at: None,
+            rotated_at: None,
+            revoked: false,
+            code_hash: code_hash.map(str::to_string),
+        }),
+        (Refresh::SameFamily(old), Some(_)) => Some(RefreshToken {
+            token_hash: String::new(),
+            created_at: now,
+            rotated_at: None,
+            revoked: false,
+            ..old.clone()
+        }),
+    };
+    let (refresh_plain, refresh_record) = match refresh_record {
+        Some(mut r) => {
+            let plain = new_secret();
+            r.token_hash = hash_secret(&plain);
+            // Public clients' refresh tokens expire after a period of disuse: each
+            // rotation starts the period again.
+            r.expires_at = match client.kind {
+                ClientKind::Public => Some(now + auth.policy.public_refresh_idle_ttl),
+                ClientKind::Confidential => None,
+            };
+            (Some(plain), Some(r))
+        }
+        None => (None, None),
+    };
+
+    let access = AccessToken {
+        token_hash: hash_secret(&access_plain),
+        client_id: client.id.clone(),
+        user_id: user_id.map(str::to_string),
+        scopes: access_scopes.clone(),
+        created_at: now,
+        expires_at: now + ttl,
+        family_id: refresh_record.as_ref().map(|r| r.family_id.clone()),
+        code_hash: code_hash.map(str::to_string),
+        revoked: false,
+    };
+    Minted {
+        response: TokenResponse {
+            access_token: access_plain,
+            token_type: "bearer",
+            expires_in: ttl,
+            refresh_token: refresh_plain,
+            scope: access_scopes.clone(),
+        },
+        issue: TokenIssue { access, refresh: refresh_record },
+    }
+}

@@ -1,0 +1,114 @@
+//! The storage contract. Core owns it; `gatehouse-store` implements it for SQLite and
+//! PostgreSQL. Every method that checks time takes `now` from the caller, so backends
+//! never disagree about the clock. Methods that must be atomic say so.
+
+use async_trait::async_trait;
+
+use crate::error::StoreError;
+use crate::model::*;
+use crate::policy::RefreshCaps;
+use crate::scope::ScopeSet;
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What came of redeeming an authorization code.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Redemption {
+    /// The code was unused; it is now used and the tokens were stored.
+    Issued,
+    /// The code had already been used (a replay or a lost race): nothing was stored.
+    AlreadyUsed,
+}
+
+/// What came of rotating a refresh token.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rotation {
+    /// This request won: the old token is rotated, the new ones are stored.
+    Rotated,
+    /// The token was no longer live (another request rotated it first, or it was
+    /// revoked): nothing was stored.
+    NotLive,
+}
+
+/// Tokens to store together, in one transaction.
+#[derive(Debug, Clone)]
+pub struct TokenIssue {
+    pub access: AccessToken,
+    pub refresh: Option<RefreshToken>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // Users
+    /// Fails with `Conflict` if the login is taken (case-insensitive).
+    async fn create_user(&self, user: &User) -> StoreResult<()>;
+    async fn find_user(&self, id: &str) -> StoreResult<Option<User>>;
+    async fn find_user_by_login(&self, login: &str) -> StoreResult<Option<User>>;
+
+    // Clients
+    /// Fails with `Conflict` if the name is taken (case-insensitive, across all clients).
+    async fn create_client(&self, client: &Client) -> StoreResult<()>;
+    async fn find_client(&self, id: &str) -> StoreResult<Option<Client>>;
+    async fn list_clients(&self, owner_user_id: Option<&str>) -> StoreResult<Vec<Client>>;
+    /// Deletes the client and every code, token and consent issued to it.
+    async fn delete_client(&self, id: &str) -> StoreResult<bool>;
+    /// Sets a new secret digest; the old one is kept until `previous_expires_at` when given.
+    async fn rotate_client_secret(
+        &self,
+        id: &str,
+        new_hash: &str,
+        previous_expires_at: Option<i64>,
+    ) -> StoreResult<bool>;
+
+    // Browser sessions
+    async fn create_session(&self, session: &Session) -> StoreResult<()>;
+    async fn find_session(&self, id_hash: &str, now: i64) -> StoreResult<Option<Session>>;
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
+
+    // Authorization codes
+    async fn insert_code(&self, code: &AuthorizationCode) -> StoreResult<()>;
+    async fn find_code(&self, code_hash: &str) -> StoreResult<Option<AuthorizationCode>>;
+    /// Atomically: mark the code used if it is unused, and store the tokens; or nothing.
+    async fn redeem_code(
+        &self,
+        code_hash: &str,
+        issue: &TokenIssue,
+        caps: RefreshCaps,
+        now: i64,
+    ) -> StoreResult<Redemption>;
+    /// Revokes every token issued from this code (on a replay).
+    async fn revoke_tokens_from_code(&self, code_hash: &str) -> StoreResult<()>;
+
+    // Tokens
+    /// Stores tokens not tied to a code (client credentials, implicit grant).
+    async fn insert_tokens(&self, issue: &TokenIssue, caps: RefreshCaps, now: i64)
+        -> StoreResult<()>;
+    async fn find_access_token(&self, token_hash: &str) -> StoreResult<Option<AccessTokenInfo>>;
+    async fn find_refresh_token(&self, token_hash: &str) -> StoreResult<Option<RefreshToken>>;
+    /// Atomically: if `old_hash` is live, mark it rotated at `now` and store `issue`.
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        issue: &TokenIssue,
+        now: i64,
+    ) -> StoreResult<Rotation>;
+    /// Revokes every refresh token of the family and every access token issued within it.
+    async fn revoke_family(&self, family_id: &str) -> StoreResult<()>;
+    async fn revoke_access_token(&self, token_hash: &str) -> StoreResult<()>;
+
+    // Consent
+    async fn find_consent(&self, user_id: &str, client_id: &str) -> StoreResult<Option<Consent>>;
+    /// Records that the user granted `scopes` to the client, adding to earlier grants.
+    async fn grant_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scopes: &ScopeSet,
+        now: i64,
+    ) -> StoreResult<()>;
+
+    // Upkeep
+    /// Deletes expired codes, sessions and tokens, and revoked tokens past any use.
+    /// Works in small batches so it never holds the database for long. Returns rows deleted.
+    async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
+}

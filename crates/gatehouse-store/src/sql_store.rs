@@ -1,0 +1,619 @@
+//! The one body of SQL behind both backends. `impl_store!` stamps out `impl Store` for a
+//! backend type that provides `reader()`, `writer()` and `begin_write()`. Statements use
+//! `$N` placeholders, which SQLite (through sqlx) and PostgreSQL both read by number, and
+//! only types both engines share (TEXT, 64-bit integers; flags as 0/1).
+//! `$lock` is appended to the SELECT that starts a read-modify-write: " FOR UPDATE" on
+//! PostgreSQL; empty on SQLite, whose write transactions are already exclusive.
+
+use gatehouse_core::error::StoreError;
+
+/// Maps a database error to the store's error, keeping the cause for the log.
+pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            StoreError::Conflict(d.constraint().unwrap_or("unique").to_string())
+        }
+        _ => StoreError::Backend(e.to_string()),
+    }
+}
+
+pub(crate) fn conflict_as(what: &str) -> impl Fn(StoreError) -> StoreError + '_ {
+    move |e| match e {
+        StoreError::Conflict(_) => StoreError::Conflict(what.to_string()),
+        other => other,
+    }
+}
+
+macro_rules! impl_store {
+    ($Store:ident, $Db:ty, $Row:ty, $lock:literal) => {
+        mod store_impl {
+            use async_trait::async_trait;
+            use gatehouse_core::model::*;
+            use gatehouse_core::pkce;
+            use gatehouse_core::policy::RefreshCaps;
+            use gatehouse_core::scope::ScopeSet;
+            use gatehouse_core::store::{Redemption, Rotation, Store, StoreResult, TokenIssue};
+            use sqlx::{Row, Transaction};
+
+            use super::$Store;
+            use crate::sql_store::{conflict_as, db_err};
+
+            type Tx = Transaction<'static, $Db>;
+
+            const USER_COLS: &str = "id, login, email, password_hash, created_at";
+            const CLIENT_COLS: &str = "id, name, owner_user_id, category, kind, allow_implicit, \
+                redirect_uris, secret_hash, previous_secret_hash, previous_secret_expires_at, created_at";
+            const CODE_COLS: &str = "code_hash, client_id, user_id, redirect_uri, scopes, code_challenge, \
+                code_challenge_method, nonce, auth_time, created_at, expires_at, used";
+            const REFRESH_COLS: &str = "token_hash, family_id, client_id, user_id, scopes, created_at, \
+                expires_at, rotated_at, revoked, code_hash";
+
+            fn user(r: &$Row) -> Result<User, sqlx::Error> {
+                Ok(User {
+                    id: r.try_get("id")?,
+                    login: r.try_get("login")?,
+                    email: r.try_get("email")?,
+                    password_hash: r.try_get("password_hash")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            }
+
+            fn client(r: &$Row) -> Result<Client, sqlx::Error> {
+                let uris: String = r.try_get("redirect_uris")?;
+                let kind: String = r.try_get("kind")?;
+                Ok(Client {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    owner_user_id: r.try_get("owner_user_id")?,
+                    category: r.try_get("category")?,
+                    kind: ClientKind::parse(&kind)
+                        .ok_or_else(|| sqlx::Error::Decode(format!("bad client kind {kind:?}").into()))?,
+                    allow_implicit: r.try_get::<i64, _>("allow_implicit")? != 0,
+                    redirect_uris: serde_json::from_str(&uris)
+                        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+                    secret_hash: r.try_get("secret_hash")?,
+                    previous_secret_hash: r.try_get("previous_secret_hash")?,
+                    previous_secret_expires_at: r.try_get("previous_secret_expires_at")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            }
+
+            fn code(r: &$Row) -> Result<AuthorizationCode, sqlx::Error> {
+                let method: Option<String> = r.try_get("code_challenge_method")?;
+                Ok(AuthorizationCode {
+                    code_hash: r.try_get("code_hash")?,
+                    client_id: r.try_get("client_id")?,
+                    user_id: r.try_get("user_id")?,
+                    redirect_uri: r.try_get("redirect_uri")?,
+                    scopes: ScopeSet::from_stored(&r.try_get::<String, _>("scopes")?),
+                    code_challenge: r.try_get("code_challenge")?,
+                    code_challenge_method: method.as_deref().and_then(pkce::Method::parse),
+                    nonce: r.try_get("nonce")?,
+                    auth_time: r.try_get("auth_time")?,
+                    created_at: r.try_get("created_at")?,
+                    expires_at: r.try_get("expires_at")?,
+                    used: r.try_get::<i64, _>("used")? != 0,
+                })
+            }
+
+            fn access(r: &$Row) -> Result<AccessTokenInfo, sqlx::Error> {
+                Ok(AccessTokenInfo {
+                    token: AccessToken {
+                        token_hash: r.try_get("token_hash")?,
+                        client_id: r.try_get("client_id")?,
+                        user_id: r.try_get("user_id")?,
+                        scopes: ScopeSet::from_stored(&r.try_get::<String, _>("scopes")?),
+                        created_at: r.try_get("created_at")?,
+                        expires_at: r.try_get("expires_at")?,
+                        family_id: r.try_get("family_id")?,
+                        code_hash: r.try_get("code_hash")?,
+                        revoked: r.try_get::<i64, _>("revoked")? != 0,
+                    },
+                    user_login: r.try_get("login")?,
+                })
+            }
+
+            fn refresh(r: &$Row) -> Result<RefreshToken, sqlx::Error> {
+                Ok(RefreshToken {
+                    token_hash: r.try_get("token_hash")?,
+                    family_id: r.try_get("family_id")?,
+                    client_id: r.try_get("client_id")?,
+                    user_id: r.try_get("user_id")?,
+                    scopes: ScopeSet::from_stored(&r.try_get::<String, _>("scopes")?),
+                    created_at: r.try_get("created_at")?,
+                    expires_at: r.try_get("expires_at")?,
+                    rotated_at: r.try_get("rotated_at")?,
+                    revoked: r.try_get::<i64, _>("revoked")? != 0,
+                    code_hash: r.try_get("code_hash")?,
+                })
+            }
+
+            fn consent(r: &$Row) -> Result<Consent, sqlx::Error> {
+                Ok(Consent {
+                    user_id: r.try_get("user_id")?,
+                    client_id: r.try_get("client_id")?,
+                    scopes: ScopeSet::from_stored(&r.try_get::<String, _>("scopes")?),
+                    granted_at: r.try_get("granted_at")?,
+                    updated_at: r.try_get("updated_at")?,
+                })
+            }
+
+            async fn insert_issue(tx: &mut Tx, issue: &TokenIssue) -> Result<(), sqlx::Error> {
+                let a = &issue.access;
+                sqlx::query(
+                    "INSERT INTO access_tokens (token_hash, client_id, user_id, scopes, created_at, \
+                     expires_at, family_id, code_hash, revoked) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0)",
+                )
+                .bind(&a.token_hash)
+                .bind(&a.client_id)
+                .bind(&a.user_id)
+                .bind(a.scopes.to_space_separated())
+                .bind(a.created_at)
+                .bind(a.expires_at)
+                .bind(&a.family_id)
+                .bind(&a.code_hash)
+                .execute(&mut **tx)
+                .await?;
+                if let Some(r) = &issue.refresh {
+                    sqlx::query(
+                        "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scopes, \
+                         created_at, expires_at, rotated_at, revoked, code_hash) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, 0, $8)",
+                    )
+                    .bind(&r.token_hash)
+                    .bind(&r.family_id)
+                    .bind(&r.client_id)
+                    .bind(&r.user_id)
+                    .bind(r.scopes.to_space_separated())
+                    .bind(r.created_at)
+                    .bind(r.expires_at)
+                    .bind(&r.code_hash)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Ok(())
+            }
+
+            /// Seed 000: over either cap, the oldest live refresh tokens stop working.
+            /// The token just issued is never the one evicted.
+            async fn enforce_caps(
+                tx: &mut Tx,
+                new: &RefreshToken,
+                caps: RefreshCaps,
+                now: i64,
+            ) -> Result<(), sqlx::Error> {
+                // Serialise grants to one user so two at once cannot both slip under a cap.
+                sqlx::query(concat!("SELECT id FROM users WHERE id = $1", $lock))
+                    .bind(&new.user_id)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                sqlx::query(
+                    "UPDATE refresh_tokens SET revoked = 1 WHERE token_hash IN ( \
+                       SELECT token_hash FROM refresh_tokens \
+                       WHERE user_id = $1 AND client_id = $2 AND rotated_at IS NULL AND revoked = 0 \
+                         AND (expires_at IS NULL OR expires_at > $3) AND token_hash <> $4 \
+                       ORDER BY created_at DESC, token_hash LIMIT 1000000000 OFFSET $5)",
+                )
+                .bind(&new.user_id)
+                .bind(&new.client_id)
+                .bind(now)
+                .bind(&new.token_hash)
+                .bind((caps.per_client_user - 1).max(0))
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE refresh_tokens SET revoked = 1 WHERE token_hash IN ( \
+                       SELECT token_hash FROM refresh_tokens \
+                       WHERE user_id = $1 AND rotated_at IS NULL AND revoked = 0 \
+                         AND (expires_at IS NULL OR expires_at > $2) AND token_hash <> $3 \
+                       ORDER BY created_at DESC, token_hash LIMIT 1000000000 OFFSET $4)",
+                )
+                .bind(&new.user_id)
+                .bind(now)
+                .bind(&new.token_hash)
+                .bind((caps.per_user - 1).max(0))
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn store_new_grant(
+                tx: &mut Tx,
+                issue: &TokenIssue,
+                caps: RefreshCaps,
+                now: i64,
+            ) -> Result<(), sqlx::Error> {
+                insert_issue(tx, issue).await?;
+                if let Some(r) = &issue.refresh {
+                    enforce_caps(tx, r, caps, now).await?;
+                }
+                Ok(())
+            }
+
+            #[async_trait]
+            impl Store for $Store {
+                async fn create_user(&self, u: &User) -> StoreResult<()> {
+                    sqlx::query(
+                        "INSERT INTO users (id, login, email, password_hash, created_at) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(&u.id)
+                    .bind(&u.login)
+                    .bind(&u.email)
+                    .bind(&u.password_hash)
+                    .bind(u.created_at)
+                    .execute(self.writer())
+                    .await
+                    .map_err(db_err)
+                    .map_err(conflict_as("that login is taken"))?;
+                    Ok(())
+                }
+
+                async fn find_user(&self, id: &str) -> StoreResult<Option<User>> {
+                    let sql = format!("SELECT {USER_COLS} FROM users WHERE id = $1");
+                    let row = sqlx::query(&sql).bind(id).fetch_optional(self.reader()).await.map_err(db_err)?;
+                    row.as_ref().map(user).transpose().map_err(db_err)
+                }
+
+                async fn find_user_by_login(&self, login: &str) -> StoreResult<Option<User>> {
+                    let sql = format!("SELECT {USER_COLS} FROM users WHERE lower(login) = lower($1)");
+                    let row = sqlx::query(&sql).bind(login).fetch_optional(self.reader()).await.map_err(db_err)?;
+                    row.as_ref().map(user).transpose().map_err(db_err)
+                }
+
+                async fn create_client(&self, c: &Client) -> StoreResult<()> {
+                    let uris = serde_json::to_string(&c.redirect_uris)
+                        .map_err(|e| gatehouse_core::error::StoreError::Backend(e.to_string()))?;
+                    sqlx::query(
+                        "INSERT INTO clients (id, name, owner_user_id, category, kind, allow_implicit, \
+                         redirect_uris, secret_hash, previous_secret_hash, previous_secret_expires_at, \
+                         created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, $9)",
+                    )
+                    .bind(&c.id)
+                    .bind(&c.name)
+                    .bind(&c.owner_user_id)
+                    .bind(&c.category)
+                    .bind(c.kind.as_str())
+                    .bind(c.allow_implicit as i64)
+                    .bind(uris)
+                    .bind(&c.secret_hash)
+                    .bind(c.created_at)
+                    .execute(self.writer())
+                    .await
+                    .map_err(db_err)
+                    .map_err(conflict_as("an application with that name already exists"))?;
+                    Ok(())
+                }
+
+                async fn find_client(&self, id: &str) -> StoreResult<Option<Client>> {
+                    let sql = format!("SELECT {CLIENT_COLS} FROM clients WHERE id = $1");
+                    let row = sqlx::query(&sql).bind(id).fetch_optional(self.reader()).await.map_err(db_err)?;
+                    row.as_ref().map(client).transpose().map_err(db_err)
+                }
+
+                async fn list_clients(&self, owner: Option<&str>) -> StoreResult<Vec<Client>> {
+                    let sql = format!(
+                        "SELECT {CLIENT_COLS} FROM clients WHERE ($1 IS NULL OR owner_user_id = $1) \
+                         ORDER BY created_at, name"
+                    );
+                    let rows = sqlx::query(&sql).bind(owner).fetch_all(self.reader()).await.map_err(db_err)?;
+                    rows.iter().map(client).collect::<Result<_, _>>().map_err(db_err)
+                }
+
+                async fn delete_client(&self, id: &str) -> StoreResult<bool> {
+                    let mut tx = self.begin_write().await.map_err(db_err)?;
+                    for sql in [
+                        "DELETE FROM access_tokens WHERE client_id = $1",
+                        "DELETE FROM refresh_tokens WHERE client_id = $1",
+                        "DELETE FROM authorization_codes WHERE client_id = $1",
+                        "DELETE FROM consents WHERE client_id = $1",
+                    ] {
+                        sqlx::query(sql).bind(id).execute(&mut *tx).await.map_err(db_err)?;
+                    }
+                    let n = sqlx::query("DELETE FROM clients WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?
+                        .rows_affected();
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(n > 0)
+                }
+
+                async fn rotate_client_secret(
+                    &self,
+                    id: &str,
+                    new_hash: &str,
+                    previous_expires_at: Option<i64>,
+                ) -> StoreResult<bool> {
+                    let n = sqlx::query(
+                        "UPDATE clients SET \
+                           previous_secret_hash = CASE WHEN CAST($3 AS BIGINT) IS NULL THEN NULL ELSE secret_hash END, \
+                           previous_secret_expires_at = CAST($3 AS BIGINT), \
+                           secret_hash = $2 \
+                         WHERE id = $1",
+                    )
+                    .bind(id)
+                    .bind(new_hash)
+                    .bind(previous_expires_at)
+                    .execute(self.writer())
+                    .await
+                    .map_err(db_err)?
+                    .rows_affected();
+                    Ok(n > 0)
+                }
+
+                async fn create_session(&self, s: &Session) -> StoreResult<()> {
+                    sqlx::query("INSERT INTO sessions (id_hash, user_id, auth_time, expires_at) VALUES ($1, $2, $3, $4)")
+                        .bind(&s.id_hash)
+                        .bind(&s.user_id)
+                        .bind(s.auth_time)
+                        .bind(s.expires_at)
+                        .execute(self.writer())
+                        .await
+                        .map_err(db_err)?;
+                    Ok(())
+                }
+
+                async fn find_session(&self, id_hash: &str, now: i64) -> StoreResult<Option<Session>> {
+                    let row = sqlx::query(
+                        "SELECT id_hash, user_id, auth_time, expires_at FROM sessions \
+                         WHERE id_hash = $1 AND expires_at > $2",
+                    )
+                    .bind(id_hash)
+                    .bind(now)
+                    .fetch_optional(self.reader())
+                    .await
+                    .map_err(db_err)?;
+                    let Some(r) = row else { return Ok(None) };
+                    let s = (|| -> Result<Session, sqlx::Error> {
+                        Ok(Session {
+                            id_hash: r.try_get("id_hash")?,
+                            user_id: r.try_get("user_id")?,
+                            auth_time: r.try_get("auth_time")?,
+                            expires_at: r.try_get("expires_at")?,
+                        })
+                    })()
+                    .map_err(db_err)?;
+                    Ok(Some(s))
+                }
+
+                async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
+                    sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+                        .bind(id_hash)
+                        .execute(self.writer())
+                        .await
+                        .map_err(db_err)?;
+                    Ok(())
+                }
+
+                async fn insert_code(&self, c: &AuthorizationCode) -> StoreResult<()> {
+                    sqlx::query(
+                        "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, \
+                         scopes, code_challenge, code_challenge_method, nonce, auth_time, created_at, \
+                         expires_at, used) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0)",
+                    )
+                    .bind(&c.code_hash)
+                    .bind(&c.client_id)
+                    .bind(&c.user_id)
+                    .bind(&c.redirect_uri)
+                    .bind(c.scopes.to_space_separated())
+                    .bind(&c.code_challenge)
+                    .bind(c.code_challenge_method.map(|m| m.as_str()))
+                    .bind(&c.nonce)
+                    .bind(c.auth_time)
+                    .bind(c.created_at)
+                    .bind(c.expires_at)
+                    .execute(self.writer())
+                    .await
+                    .map_err(db_err)?;
+                    Ok(())
+                }
+
+                async fn find_code(&self, code_hash: &str) -> StoreResult<Option<AuthorizationCode>> {
+                    let sql = format!("SELECT {CODE_COLS} FROM authorization_codes WHERE code_hash = $1");
+                    let row = sqlx::query(&sql).bind(code_hash).fetch_optional(self.reader()).await.map_err(db_err)?;
+                    row.as_ref().map(code).transpose().map_err(db_err)
+                }
+
+                async fn redeem_code(
+                    &self,
+                    code_hash: &str,
+                    issue: &TokenIssue,
+                    caps: RefreshCaps,
+                    now: i64,
+                ) -> StoreResult<Redemption> {
+                    let mut tx = self.begin_write().await.map_err(db_err)?;
+                    // The conditional update is the single point where concurrent
+                    // redemptions are decided: exactly one sees a row change.
+                    let won = sqlx::query("UPDATE authorization_codes SET used = 1 WHERE code_hash = $1 AND used = 0")
+                        .bind(code_hash)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?
+                        .rows_affected()
+                        == 1;
+                    if !won {
+                        tx.rollback().await.map_err(db_err)?;
+                        return Ok(Redemption::AlreadyUsed);
+                    }
+                    store_new_grant(&mut tx, issue, caps, now).await.map_err(db_err)?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(Redemption::Issued)
+                }
+
+                async fn revoke_tokens_from_code(&self, code_hash: &str) -> StoreResult<()> {
+                    let mut tx = self.begin_write().await.map_err(db_err)?;
+                    for sql in [
+                        "UPDATE access_tokens SET revoked = 1 WHERE code_hash = $1",
+                        "UPDATE refresh_tokens SET revoked = 1 WHERE code_hash = $1",
+                    ] {
+                        sqlx::query(sql).bind(code_hash).execute(&mut *tx).await.map_err(db_err)?;
+                    }
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(())
+                }
+
+                async fn insert_tokens(&self, issue: &TokenIssue, caps: RefreshCaps, now: i64) -> StoreResult<()> {
+                    let mut tx = self.begin_write().await.map_err(db_err)?;
+                    store_new_grant(&mut tx, issue, caps, now).await.map_err(db_err)?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(())
+                }
+
+                async fn find_access_token(&self, token_hash: &str) -> StoreResult<Option<AccessTokenInfo>> {
+                    let row = sqlx::query(
+                        "SELECT a.token_hash, a.client_id, a.user_id, a.scopes, a.created_at, a.expires_at, \
+                         a.family_id, a.code_hash, a.revoked, u.login \
+                         FROM access_tokens a LEFT JOIN users u ON u.id = a.user_id WHERE a.token_hash = $1",
+                    )
+                    .bind(token_hash)
+                    .fetch_optional(self.reader())
+                    .await
+                    .map_err(db_err)?;
+                    row.as_ref().map(access).transpose().map_err(db_err)
+                }
+
+                async fn find_refresh_token(&self, token_hash: &str) -> StoreResult<Option<RefreshToken>> {
+                    let sql = format!("SELECT {REFRESH_COLS} FROM refresh_tokens WHERE token_hash = $1");
+                    let row = sqlx::query(&sql).bind(token_hash).fetch_optional(self.reader()).await.map_err(db_err)?;
+                    row.as_ref().map(refresh).transpose().map_err(db_err)
+                }
+
+                async fn rotate_refresh_token(&self, old_hash: &str, issue: &TokenIssue, now: i64) -> StoreResult<Rotation> {
+                    let mut tx = self.begin_write().await.map_err(db_err)?;
+                    let won = sqlx::query(
+                        "UPDATE refresh_tokens SET rotated_at = $2 \
+                         WHERE token_hash = $1 AND rotated_at IS NULL AND revoked = 0",
+                    )
+                    .bind(old_hash)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?
+                    .rows_affected()
+                        == 1;
+                    if !won {
+                        tx.rollback().await.map_err(db_err)?;
+                        return Ok(Rotation::NotLive);
+                    }
+                    // One live token replaces another: the caps are unchanged.
+                    insert_issue(&mut tx, issue).await.map_err(db_err)?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(Rotation::Rotated)
+                }
+
+                async fn revoke_family(&self, family_id: &str) -> StoreResult<()> {
+                    let mut tx = self.begin_write().await.map_err(db_err)?;
+                    for sql in [
+                        "UPDATE refresh_tokens SET revoked = 1 WHERE family_id = $1",
+                        "UPDATE access_tokens SET revoked = 1 WHERE family_id = $1",
+                    ] {
+                        sqlx::query(sql).bind(family_id).execute(&mut *tx).await.map_err(db_err)?;
+                    }
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(())
+                }
+
+                async fn revoke_access_token(&self, token_hash: &str) -> StoreResult<()> {
+                    sqlx::query("UPDATE access_tokens SET revoked = 1 WHERE token_hash = $1")
+                        .bind(token_hash)
+                        .execute(self.writer())
+                        .await
+                        .map_err(db_err)?;
+                    Ok(())
+                }
+
+                async fn find_consent(&self, user_id: &str, client_id: &str) -> StoreResult<Option<Consent>> {
+                    let row = sqlx::query(
+                        "SELECT user_id, client_id, scopes, granted_at, updated_at FROM consents \
+                         WHERE user_id = $1 AND client_id = $2",
+                    )
+                    .bind(user_id)
+                    .bind(client_id)
+                    .fetch_optional(self.reader())
+                    .await
+                    .map_err(db_err)?;
+                    row.as_ref().map(consent).transpose().map_err(db_err)
+                }
+
+                async fn grant_consent(
+                    &self,
+                    user_id: &str,
+                    client_id: &str,
+                    scopes: &ScopeSet,
+                    now: i64,
+                ) -> StoreResult<()> {
+                    let mut tx = self.begin_write().await.map_err(db_err)?;
+                    let earlier: Option<String> = sqlx::query_scalar(concat!(
+                        "SELECT scopes FROM consents WHERE user_id = $1 AND client_id = $2",
+                        $lock
+                    ))
+                    .bind(user_id)
+                    .bind(client_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    let merged = match earlier {
+                        Some(s) => ScopeSet::from_stored(&s).union(scopes),
+                        None => scopes.clone(),
+                    };
+                    sqlx::query(
+                        "INSERT INTO consents (user_id, client_id, scopes, granted_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $4) \
+                         ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, \
+                         updated_at = excluded.updated_at",
+                    )
+                    .bind(user_id)
+                    .bind(client_id)
+                    .bind(merged.to_space_separated())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(())
+                }
+
+                async fn purge_expired(&self, now: i64) -> StoreResult<u64> {
+                    // Used codes are kept an hour past expiry so that a late replay is
+                    // still recognised; rotated refresh tokens 30 days, for reuse detection.
+                    let rules: [(&str, &str, i64); 4] = [
+                        ("authorization_codes", "code_hash", now - 3600),
+                        ("sessions", "id_hash", now),
+                        ("access_tokens", "token_hash", now),
+                        ("refresh_tokens", "token_hash", now),
+                    ];
+                    let mut total = 0;
+                    for (table, key, cutoff) in rules {
+                        let cond = match table {
+                            "access_tokens" => "expires_at <= $1 OR revoked = 1",
+                            "refresh_tokens" => "revoked = 1 OR expires_at <= $1 OR rotated_at <= $1 - 2592000",
+                            _ => "expires_at <= $1",
+                        };
+                        let sql = format!(
+                            "DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE {cond} LIMIT 500)"
+                        );
+                        loop {
+                            let n = sqlx::query(&sql)
+                                .bind(cutoff)
+                                .execute(self.writer())
+                                .await
+                                .map_err(db_err)?
+                                .rows_affected();
+                            total += n;
+                            if n < 500 {
+                                break;
+                            }
+                            // Let waiting requests have the writer between batches.
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                    Ok(total)
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use impl_store;

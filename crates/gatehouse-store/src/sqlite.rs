@@ -1,0 +1,70 @@
+//! SQLite: one file in WAL mode. Writes go through a single connection (SQLite has one
+//! writer at a time anyway, and queuing in the pool is cheaper than SQLITE_BUSY retries);
+//! reads use a pool of their own, which WAL lets run beside the writer.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Pool, Sqlite, Transaction};
+
+pub struct SqliteStore {
+    reader: Pool<Sqlite>,
+    writer: Pool<Sqlite>,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path` and applies migrations.
+    pub async fn open(path: &str) -> Result<Self, String> {
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
+            .map_err(|e| format!("bad SQLite path {path:?}: {e}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit is on disk before the client hears of it, so no issued token
+            // is lost to a power cut.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await
+            .map_err(|e| format!("cannot open SQLite database {path:?}: {e}"))?;
+        MIGRATOR.run(&writer).await.map_err(|e| format!("migrating {path:?} failed: {e}"))?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts.read_only(true))
+            .await
+            .map_err(|e| format!("cannot open SQLite database {path:?}: {e}"))?;
+        Ok(SqliteStore { reader, writer })
+    }
+
+    /// Applied migration versions, for the test that both backends are in step.
+    pub async fn migration_versions(&self) -> Result<Vec<i64>, sqlx::Error> {
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&self.reader)
+            .await
+    }
+
+    pub fn migrator() -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
+    }
+
+    fn reader(&self) -> &Pool<Sqlite> {
+        &self.reader
+    }
+
+    fn writer(&self) -> &Pool<Sqlite> {
+        &self.writer
+    }
+
+    /// IMMEDIATE takes the write lock at once, so a transaction never fails half-way
+    /// when another process (an admin command) writes at the same time.
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+        self.writer.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+crate::sql_store::impl_store!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow, "");
