@@ -1,1 +1,287 @@
-fn main(){}
+//! The `gatehouse` command: the server and its admin commands.
+
+mod config;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use gatehouse_core::model::ClientKind;
+use gatehouse_core::registration::{self, NewClient};
+use gatehouse_core::{accounts, Authority};
+use gatehouse_server::{AppState, ServerConfig};
+
+use config::FileConfig;
+
+#[derive(Parser)]
+#[command(name = "gatehouse", version, about = "An OAuth 2.0 authorization server for platform APIs")]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalOpts,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct GlobalOpts {
+    /// TOML config file (default: ./gatehouse.toml when it exists)
+    #[arg(long, global = true, env = "GATEHOUSE_CONFIG")]
+    config: Option<PathBuf>,
+    /// sqlite://relative.db, sqlite:///absolute.db or postgres://… (default sqlite://gatehouse.db)
+    #[arg(long, global = true, env = "GATEHOUSE_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8080)
+        #[arg(long, env = "GATEHOUSE_LISTEN")]
+        listen: Option<String>,
+        /// Public base URL (default http://LISTEN)
+        #[arg(long, env = "GATEHOUSE_ISSUER")]
+        issuer: Option<String>,
+    },
+    /// Manage user accounts
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage applications (OAuth clients)
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Create the database if needed and apply migrations, then exit
+    Migrate,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user; the password is read from standard input
+    Add {
+        #[arg(long)]
+        login: String,
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input (required: passwords never go in argv)
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Register an application
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Login of the user who owns the application
+        #[arg(long)]
+        owner: String,
+        /// A redirect URI; repeat for several
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// A public client (native or browser app): no secret, PKCE required
+        #[arg(long)]
+        public: bool,
+        /// chat_bot, website_integration, game_integration, broadcaster_suite, analytics, other
+        #[arg(long, default_value = "other")]
+        category: String,
+        /// Allow the implicit grant (response_type=token)
+        #[arg(long)]
+        allow_implicit: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List applications
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an application and every token issued to it
+    Delete { client_id: String },
+    /// Give an application a new secret
+    RotateSecret {
+        client_id: String,
+        /// Keep the old secret working for this many seconds
+        #[arg(long)]
+        grace: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn authority(global: &GlobalOpts, file: &FileConfig) -> Result<Authority, String> {
+    let url = global
+        .database_url
+        .clone()
+        .or_else(|| file.database_url.clone())
+        .unwrap_or_else(|| config::DEFAULT_DATABASE_URL.to_string());
+    let store = gatehouse_store::open(&url).await?;
+    let mut auth = Authority::new(store);
+    auth.policy = file.policy()?;
+    auth.catalog = file.catalog()?;
+    Ok(auth)
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let file = FileConfig::load(cli.global.config.as_deref())?;
+    let auth = authority(&cli.global, &file).await?;
+    match cli.command {
+        Command::Serve { listen, issuer } => serve(auth, &file, listen, issuer).await,
+        Command::Migrate => {
+            println!("database is up to date");
+            Ok(())
+        }
+        Command::User(UserCommand::Add { login, email, .. }) => {
+            let mut password = String::new();
+            std::io::stdin().read_to_string(&mut password).map_err(|e| format!("reading the password: {e}"))?;
+            let password = password.lines().next().unwrap_or("").to_string();
+            let user = accounts::create_user(&auth, &login, &email, &password).await.map_err(|e| e.to_string())?;
+            println!("created user {} ({})", user.login, user.id);
+            Ok(())
+        }
+        Command::Client(cmd) => client_command(&auth, cmd).await,
+    }
+}
+
+async fn client_command(auth: &Authority, cmd: ClientCommand) -> Result<(), String> {
+    match cmd {
+        ClientCommand::Create { name, owner, redirect_uris, public, category, allow_implicit, json } => {
+            let owner = auth
+                .store
+                .find_user_by_login(&owner)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no user with login {owner:?}"))?;
+            let new = NewClient {
+                name,
+                owner_user_id: owner.id,
+                category,
+                kind: if public { ClientKind::Public } else { ClientKind::Confidential },
+                allow_implicit,
+                redirect_uris,
+            };
+            let (client, secret) = registration::register(auth, new).await.map_err(|e| e.to_string())?;
+            if json {
+                let out = serde_json::json!({ "client_id": client.id, "client_secret": secret, "name": client.name });
+                println!("{out}");
+            } else {
+                println!("Created application {:?} ({})", client.name, client.kind.as_str());
+                println!("  client_id:     {}", client.id);
+                if let Some(s) = secret {
+                    println!("  client_secret: {s}");
+                    println!("The secret is shown only this once: store it somewhere safe now.");
+                }
+            }
+            Ok(())
+        }
+        ClientCommand::List { json } => {
+            let clients = auth.store.list_clients(None).await.map_err(|e| e.to_string())?;
+            if json {
+                let list: Vec<_> = clients
+                    .iter()
+                    .map(|c| {
+                        serde_json::json!({
+                            "client_id": c.id, "name": c.name, "type": c.kind.as_str(),
+                            "category": c.category, "redirect_uris": c.redirect_uris,
+                            "allow_implicit": c.allow_implicit,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::json!({ "clients": list }));
+            } else if clients.is_empty() {
+                println!("no applications");
+            } else {
+                for c in clients {
+                    println!("{}  {:<12}  {}  {}", c.id, c.kind.as_str(), c.name, c.redirect_uris.join(" "));
+                }
+            }
+            Ok(())
+        }
+        ClientCommand::Delete { client_id } => {
+            if auth.store.delete_client(&client_id).await.map_err(|e| e.to_string())? {
+                println!("deleted {client_id} and every token issued to it");
+                Ok(())
+            } else {
+                Err(format!("no application with client_id {client_id:?}"))
+            }
+        }
+        ClientCommand::RotateSecret { client_id, grace, json } => {
+            let secret = registration::rotate_secret(auth, &client_id, grace).await.map_err(|e| e.to_string())?;
+            if json {
+                println!("{}", serde_json::json!({ "client_id": client_id, "client_secret": secret }));
+            } else {
+                println!("New client_secret for {client_id}: {secret}");
+                match grace.filter(|g| *g > 0) {
+                    Some(g) => println!("The old secret keeps working for {g} more seconds."),
+                    None => println!("The old secret no longer works."),
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn serve(auth: Authority, file: &FileConfig, listen: Option<String>, issuer: Option<String>) -> Result<(), String> {
+    let listen = listen.or_else(|| file.listen.clone()).unwrap_or_else(|| config::DEFAULT_LISTEN.to_string());
+    let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let issuer = issuer.or_else(|| file.issuer.clone()).unwrap_or_else(|| format!("http://{local}"));
+    let config = ServerConfig {
+        issuer: issuer.trim_end_matches('/').to_string(),
+        scope_as_array: file.scope_as_array.unwrap_or(false),
+        purge_interval: file.purge_interval(),
+    };
+    tracing::info!(%local, issuer = %config.issuer, "gatehouse listening");
+    let state = AppState::new(auth, config);
+    let shutdown = async {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+    };
+    gatehouse_server::serve(listener, state, shutdown).await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM from a service manager.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -5,6 +5,7 @@
 //! implemented in `gatehouse-store`. Every function takes the current time from a
 //! [`clock::Clock`] so that expiry rules can be tested without waiting.
 
+pub mod accounts;
 pub mod authority;
 pub mod authorize;
 pub mod client_auth;
@@ -16,6 +17,7 @@ pub mod model;
 pub mod pkce;
 pub mod policy;
 pub mod redirect;
+pub mod registration;
 pub mod revoke;
 pub mod scope;
 pub mod secret;

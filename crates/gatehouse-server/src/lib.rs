@@ -1,1 +1,95 @@
-pub fn _x(){}
+//! Gatehouse's HTTP server: turns HTTP into calls on `gatehouse-core` and core errors
+//! into HTTP. Handlers stay short: extract, call the core, write the answer.
+
+mod error;
+mod http_log;
+mod pages;
+mod params;
+mod routes;
+mod security_headers;
+mod session;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use gatehouse_core::Authority;
+
+pub use error::ApiError;
+
+/// Settings the HTTP layer needs beyond the core's policy.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The public base URL, e.g. `https://id.example.com`. Cookies are `Secure` when it
+    /// is https.
+    pub issuer: String,
+    /// Write `scope` in token responses as a JSON array, as Twitch does, instead of the
+    /// RFC 6749 space-separated string.
+    pub scope_as_array: bool,
+    /// How often expired codes, tokens and sessions are deleted.
+    pub purge_interval: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            issuer: "http://127.0.0.1:8080".into(),
+            scope_as_array: false,
+            purge_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+impl ServerConfig {
+    pub fn secure_cookies(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub auth: Authority,
+    pub config: Arc<ServerConfig>,
+    pages: Arc<pages::Pages>,
+}
+
+impl AppState {
+    pub fn new(auth: Authority, config: ServerConfig) -> Self {
+        AppState { auth, config: Arc::new(config), pages: Arc::new(pages::Pages::new()) }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    routes::router()
+        .layer(axum::middleware::from_fn(security_headers::add))
+        .layer(axum::middleware::from_fn(http_log::log))
+        .with_state(state)
+}
+
+/// Serves until the future `shutdown` completes, purging expired records in the
+/// background meanwhile.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let purge = tokio::spawn(purge_loop(state.clone()));
+    let app = router(state);
+    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    purge.abort();
+    result
+}
+
+async fn purge_loop(state: AppState) {
+    let mut tick = tokio::time::interval(state.config.purge_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match state.auth.store.purge_expired(state.auth.now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(rows = n, "purged expired records"),
+            Err(e) => tracing::warn!(error = %e, "purging expired records failed"),
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! User accounts: who may sign up with what, and passwords kept as Argon2id hashes.
+
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+
+use crate::authority::Authority;
+use crate::error::StoreError;
+use crate::model::User;
+use crate::secret::random_token;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AccountError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("that login is taken")]
+    LoginTaken,
+    #[error("the account could not be saved")]
+    Storage,
+}
+
+impl From<StoreError> for AccountError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(_) => AccountError::LoginTaken,
+            StoreError::Backend(cause) => {
+                tracing::error!(%cause, "storage failure");
+                AccountError::Storage
+            }
+        }
+    }
+}
+
+/// Logins are 3 to 25 letters, digits or underscores, as on Twitch.
+pub fn check_login(login: &str) -> Result<(), AccountError> {
+    let ok = (3..=25).contains(&login.len()) && login.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(AccountError::Invalid("a login is 3 to 25 letters, digits or underscores".into()))
+    }
+}
+
+fn check_email(email: &str) -> Result<(), AccountError> {
+    let at = email.find('@');
+    let ok = email.len() <= 254
+        && at.is_some_and(|i| i > 0 && i + 1 < email.len())
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(AccountError::Invalid("that does not look like an email address".into()))
+    }
+}
+
+pub fn check_password(password: &str) -> Result<(), AccountError> {
+    if password.chars().count() < 8 {
+        return Err(AccountError::Invalid("a password needs at least 8 characters".into()));
+    }
+    if password.len() > 1024 {
+        return Err(AccountError::Invalid("a password may have at most 1024 bytes".into()));
+    }
+    Ok(())
+}
+
+/// Argon2id with the crate's defaults (RFC 9106's second recommended option:
+/// 19 MiB, 2 passes). Slow on purpose: call it off the async threads.
+pub fn hash_password(password: &str) -> String {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        // Only fails for out-of-range parameters, which the defaults are not.
+        .unwrap_or_default()
+}
+
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    match PasswordHash::new(phc) {
+        Ok(h) => Argon2::default().verify_password(password.as_bytes(), &h).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A hash of a random password, verified against when a login is unknown so that the
+/// answer takes as long as for a known login with a wrong password.
+pub fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| hash_password(&random_token(32)))
+}
+
+/// Creates a user. The password is hashed here; call from a blocking-friendly context.
+pub async fn create_user(
+    auth: &Authority,
+    login: &str,
+    email: &str,
+    password: &str,
+) -> Result<User, AccountError> {
+    check_login(login)?;
+    check_email(email)?;
+    check_password(password)?;
+    let user = User {
+        id: random_token(16),
+        login: login.to_string(),
+        email: email.to_string(),
+        password_hash: hash_password(password),
+        created_at: auth.now(),
+    };
+    auth.store.create_user(&user).await?;
+    Ok(user)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_with_argon2id_and_verify() {
+        let h = hash_password("correct horse battery");
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse battery", &h));
+        assert!(!verify_password("wrong horse battery", &h));
+        assert!(!verify_password("x", "not a phc string"));
+    }
+
+    #[test]
+    fn login_rules() {
+        assert!(check_login("alice_99").is_ok());
+        assert!(check_login("al").is_err());
+        assert!(check_login("alice smith").is_err());
+        assert!(check_login("ålice").is_err());
+        assert!(check_email("a@b.c").is_ok());
+        assert!(check_email("nope").is_err());
+        assert!(check_email("@b").is_err());
+        assert!(check_password("short").is_err());
+    }
+}

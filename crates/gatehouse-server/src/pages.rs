@@ -1,0 +1,51 @@
+//! Server-rendered pages: minijinja templates compiled into the binary, auto-escaped.
+
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use minijinja::Environment;
+use serde::Serialize;
+
+pub struct Pages {
+    env: Environment<'static>,
+}
+
+const TEMPLATES: &[(&str, &str)] = &[
+    ("layout.html", include_str!("../templates/layout.html")),
+    ("home.html", include_str!("../templates/home.html")),
+    ("login.html", include_str!("../templates/login.html")),
+    ("consent.html", include_str!("../templates/consent.html")),
+    ("error.html", include_str!("../templates/error.html")),
+];
+
+pub const STYLESHEET: &str = include_str!("../static/style.css");
+
+impl Pages {
+    pub fn new() -> Self {
+        let mut env = Environment::new();
+        for (name, src) in TEMPLATES {
+            // Templates are part of the binary and covered by tests; a broken one is a
+            // build defect worth failing loudly on at start-up.
+            env.add_template(name, src).unwrap_or_else(|e| panic!("template {name}: {e}"));
+        }
+        Pages { env }
+    }
+
+    pub fn render(&self, name: &str, status: StatusCode, ctx: impl Serialize) -> Response {
+        match self.env.get_template(name).and_then(|t| t.render(ctx)) {
+            Ok(html) => {
+                let mut res = (status, Html(html)).into_response();
+                // Pages carry CSRF tokens and account details: never cache them.
+                res.headers_mut().insert(header::CACHE_CONTROL, "no-store".parse().expect("static"));
+                res
+            }
+            Err(e) => {
+                tracing::error!(template = name, error = %e, "rendering failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "page could not be rendered").into_response()
+            }
+        }
+    }
+
+    pub fn error(&self, status: StatusCode, title: &str, detail: &str) -> Response {
+        self.render("error.html", status, minijinja::context! { title, detail })
+    }
+}

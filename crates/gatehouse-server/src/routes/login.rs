@@ -1,0 +1,136 @@
+//! Sign-in and sign-out pages.
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use gatehouse_core::accounts::{decoy_hash, verify_password};
+use serde::Deserialize;
+
+use crate::params::Params;
+use crate::session::Visitor;
+use crate::AppState;
+
+/// Only same-site paths may be returned to after sign-in: never `//host` or a URL,
+/// which would make /login an open redirector.
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => n.to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+/// The name of the application an authorize URL is for, to show on the sign-in page.
+async fn app_name(state: &AppState, next: &str) -> Option<String> {
+    let query = next.strip_prefix("/oauth2/authorize?")?;
+    let client_id = url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "client_id")?.1;
+    state.auth.store.find_client(&client_id).await.ok().flatten().map(|c| c.name)
+}
+
+pub(crate) fn with_cookie(mut res: Response, visitor: &Visitor) -> Response {
+    if let Some(c) = visitor.cookie_header() {
+        res.headers_mut().append(header::SET_COOKIE, c);
+    }
+    res
+}
+
+fn unavailable(state: &AppState) -> Response {
+    state.pages.error(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", "The service could not complete that. Try again shortly.")
+}
+
+pub(crate) fn csrf_refused(state: &AppState) -> Response {
+    state.pages.error(
+        StatusCode::FORBIDDEN,
+        "Form expired",
+        "This form was not sent from this site's page, or it has expired. Go back, reload the page and try again.",
+    )
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+}
+
+async fn render_form(state: &AppState, visitor: &Visitor, next: &str, login: &str, error: Option<&str>, status: StatusCode) -> Response {
+    let ctx = minijinja::context! {
+        csrf => visitor.csrf_token(),
+        next,
+        login,
+        error,
+        app => app_name(state, next).await,
+        user => visitor.user().map(|u| u.login.clone()),
+    };
+    with_cookie(state.pages.render("login.html", status, ctx), visitor)
+}
+
+pub async fn form(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<LoginQuery>) -> Response {
+    let Ok(visitor) = Visitor::load(&state, &headers).await else { return unavailable(&state) };
+    let next = safe_next(q.next.as_deref());
+    render_form(&state, &visitor, &next, "", None, StatusCode::OK).await
+}
+
+pub async fn submit(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Ok(p) = Params::from_form(&headers, &body) else {
+        return state.pages.error(StatusCode::BAD_REQUEST, "Bad request", "The form could not be read.");
+    };
+    let Ok(visitor) = Visitor::load(&state, &headers).await else { return unavailable(&state) };
+    if !visitor.csrf_ok(p.get("csrf")) {
+        return csrf_refused(&state);
+    }
+    let next = safe_next(p.get("next"));
+    let login = p.get("login").unwrap_or("").trim().to_string();
+    let password = p.get("password").unwrap_or("").to_string();
+
+    let user = match state.auth.store.find_user_by_login(&login).await {
+        Ok(u) => u,
+        Err(_) => return unavailable(&state),
+    };
+    // Verify against a decoy when the login is unknown, so timing does not tell which
+    // logins exist.
+    let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| decoy_hash().to_string());
+    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.unwrap_or(false);
+    let Some(user) = user.filter(|_| ok) else {
+        tracing::info!("failed sign-in");
+        let msg = Some("Incorrect username or password.");
+        return render_form(&state, &visitor, &next, &login, msg, StatusCode::UNAUTHORIZED).await;
+    };
+    if visitor.signed_in.is_some() {
+        // Switching accounts: end the old session rather than leave it behind.
+        if visitor.sign_out(&state).await.is_err() {
+            return unavailable(&state);
+        }
+    }
+    match Visitor::sign_in(&state, user).await {
+        Ok(v) => with_cookie(Redirect::to(&next).into_response(), &v),
+        Err(_) => unavailable(&state),
+    }
+}
+
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Ok(p) = Params::from_form(&headers, &body) else {
+        return state.pages.error(StatusCode::BAD_REQUEST, "Bad request", "The form could not be read.");
+    };
+    let Ok(visitor) = Visitor::load(&state, &headers).await else { return unavailable(&state) };
+    if !visitor.csrf_ok(p.get("csrf")) {
+        return csrf_refused(&state);
+    }
+    let next = safe_next(p.get("next"));
+    match visitor.sign_out(&state).await {
+        Ok(v) => with_cookie(Redirect::to(&next).into_response(), &v),
+        Err(_) => unavailable(&state),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_is_same_site_only() {
+        assert_eq!(safe_next(Some("/oauth2/authorize?x=1")), "/oauth2/authorize?x=1");
+        assert_eq!(safe_next(Some("//evil.example")), "/");
+        assert_eq!(safe_next(Some("/\\evil.example")), "/");
+        assert_eq!(safe_next(Some("https://evil.example")), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+}

@@ -1,0 +1,51 @@
+//! Server metadata (RFC 8414), health, the stylesheet and the home page.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::pages::STYLESHEET;
+use crate::session::Visitor;
+use crate::AppState;
+
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+pub async fn stylesheet() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], STYLESHEET)
+}
+
+pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let visitor = match Visitor::load(&state, &headers).await {
+        Ok(v) => v,
+        Err(_) => return state.pages.error(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", "Try again shortly."),
+    };
+    let ctx = minijinja::context! { user => visitor.user().map(|u| u.login.clone()), csrf => visitor.csrf_token() };
+    let mut res = state.pages.render("home.html", StatusCode::OK, ctx);
+    if let Some(c) = visitor.cookie_header() {
+        res.headers_mut().append(header::SET_COOKIE, c);
+    }
+    res
+}
+
+pub async fn authorization_server_metadata(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let iss = state.config.issuer.trim_end_matches('/');
+    let scopes: Vec<&str> = state.auth.catalog.all().iter().map(|s| s.name.as_str()).collect();
+    Json(serde_json::json!({
+        "issuer": iss,
+        "authorization_endpoint": format!("{iss}/oauth2/authorize"),
+        "token_endpoint": format!("{iss}/oauth2/token"),
+        "revocation_endpoint": format!("{iss}/oauth2/revoke"),
+        "introspection_endpoint": format!("{iss}/oauth2/introspect"),
+        "scopes_supported": scopes,
+        "response_types_supported": ["code", "token"],
+        "response_modes_supported": ["query", "fragment"],
+        "grant_types_supported": ["authorization_code", "implicit", "refresh_token", "client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "code_challenge_methods_supported": if state.auth.policy.allow_plain_pkce { vec!["S256", "plain"] } else { vec!["S256"] },
+    }))
+}

@@ -1,0 +1,27 @@
+//! The HTTP surface of DESIGN.md, one module per concern.
+
+mod authorize;
+mod login;
+mod meta;
+mod token;
+mod token_info;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(meta::home))
+        .route("/healthz", get(meta::healthz))
+        .route("/static/style.css", get(meta::stylesheet))
+        .route("/.well-known/oauth-authorization-server", get(meta::authorization_server_metadata))
+        .route("/login", get(login::form).post(login::submit))
+        .route("/logout", post(login::logout))
+        .route("/oauth2/authorize", get(authorize::start).post(authorize::decide))
+        .route("/oauth2/token", post(token::token))
+        .route("/oauth2/revoke", post(token_info::revoke))
+        .route("/oauth2/introspect", post(token_info::introspect))
+        .route("/oauth2/validate", get(token_info::validate))
+}

@@ -1,0 +1,59 @@
+//! The token endpoint (RFC 6749 §3.2): one dispatch to the grant handlers of core.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use gatehouse_core::client_auth::authenticate;
+use gatehouse_core::grant::authorization_code::{self, CodeExchange};
+use gatehouse_core::grant::{client_credentials, refresh_token, TokenResponse};
+use gatehouse_core::{ErrorCode, OAuthError};
+
+use crate::error::ApiError;
+use crate::params::Params;
+use crate::AppState;
+
+pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let p = Params::from_form(&headers, &body)?;
+    let grant_type = p.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
+    if !matches!(grant_type, "authorization_code" | "refresh_token" | "client_credentials") {
+        return Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "unsupported grant_type").into());
+    }
+    let auth = &state.auth;
+    let client = authenticate(auth, &p.client_credentials(&headers)?).await?;
+    let response = match grant_type {
+        "authorization_code" => {
+            let req = CodeExchange {
+                code: p.get("code"),
+                redirect_uri: p.get("redirect_uri"),
+                code_verifier: p.get("code_verifier"),
+            };
+            authorization_code::exchange(auth, &client, req).await?
+        }
+        // Fields the seeds' clients add (state, redirect_uri) are accepted and ignored.
+        "refresh_token" => refresh_token::refresh(auth, &client, p.get("refresh_token"), p.get("scope")).await?,
+        _ => client_credentials::issue(auth, &client, p.get("scope")).await?,
+    };
+    Ok(token_json(&response, state.config.scope_as_array))
+}
+
+pub fn token_json(r: &TokenResponse, scope_as_array: bool) -> Response {
+    let mut body = serde_json::json!({
+        "access_token": r.access_token,
+        "token_type": r.token_type,
+        "expires_in": r.expires_in,
+    });
+    if let Some(rt) = &r.refresh_token {
+        body["refresh_token"] = rt.clone().into();
+    }
+    if scope_as_array {
+        body["scope"] = r.scope.to_vec().into();
+    } else if !r.scope.is_empty() {
+        body["scope"] = r.scope.to_space_separated().into();
+    }
+    let mut res = axum::Json(body).into_response();
+    // RFC 6749 §5.1: token responses must not be cached.
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    res
+}

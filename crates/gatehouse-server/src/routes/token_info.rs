@@ -1,0 +1,36 @@
+//! Revocation (RFC 7009), introspection (RFC 7662) and Twitch's validate endpoint.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use gatehouse_core::client_auth::{authenticate, identify_for_revocation};
+use gatehouse_core::model::ClientKind;
+use gatehouse_core::{inspect, revoke as revocation, ErrorCode, OAuthError};
+
+use crate::error::ApiError;
+use crate::params::{bearer_token, Params};
+use crate::AppState;
+
+pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let p = Params::from_form(&headers, &body)?;
+    let client = identify_for_revocation(&state.auth, &p.client_credentials(&headers)?).await?;
+    revocation::revoke(&state.auth, &client, p.get("token")).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let p = Params::from_form(&headers, &body)?;
+    let client = authenticate(&state.auth, &p.client_credentials(&headers)?).await?;
+    if client.kind == ClientKind::Public {
+        return Err(OAuthError::invalid_client("introspection needs a confidential client").into());
+    }
+    Ok(Json(inspect::introspect(&state.auth, p.get("token")).await?).into_response())
+}
+
+pub async fn validate(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let token = bearer_token(&headers)
+        .ok_or_else(|| OAuthError::new(ErrorCode::InvalidToken, "missing access token"))?;
+    Ok(Json(inspect::validate(&state.auth, &token).await?).into_response())
+}

@@ -1,0 +1,114 @@
+//! Browser sessions and CSRF.
+//!
+//! Every browser gets one random cookie. Signed in, the store holds a session under the
+//! cookie's SHA-256; signed out, the cookie is only the seed of its CSRF token. The CSRF
+//! token is derived from the cookie (a digest another site can neither read nor
+//! compute), so no instance needs to remember it: any instance can check any form.
+
+use axum::http::{header, HeaderMap, HeaderValue};
+use gatehouse_core::model::{Session, User};
+use gatehouse_core::secret::{hash_secret, new_secret};
+use subtle::ConstantTimeEq;
+
+use crate::AppState;
+
+fn cookie_name(state: &AppState) -> &'static str {
+    // The __Host- prefix pins the cookie to this host over https (no Domain, Path=/).
+    if state.config.secure_cookies() {
+        "__Host-gh_sid"
+    } else {
+        "gh_sid"
+    }
+}
+
+fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+        .filter(|v| v.len() == gatehouse_core::secret::SECRET_LEN && v.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// Who is at the browser: its cookie, and the signed-in user if there is one.
+pub struct Visitor {
+    sid: String,
+    /// The cookie must be (re)sent: it is new, or was rotated at sign-in.
+    set_cookie: Option<HeaderValue>,
+    pub signed_in: Option<(Session, User)>,
+}
+
+impl Visitor {
+    pub async fn load(state: &AppState, headers: &HeaderMap) -> Result<Visitor, gatehouse_core::OAuthError> {
+        match read_cookie(headers, cookie_name(state)) {
+            Some(sid) => {
+                let now = state.auth.now();
+                let mut signed_in = None;
+                if let Some(session) = state.auth.store.find_session(&hash_secret(&sid), now).await? {
+                    if let Some(user) = state.auth.store.find_user(&session.user_id).await? {
+                        signed_in = Some((session, user));
+                    }
+                }
+                Ok(Visitor { sid, set_cookie: None, signed_in })
+            }
+            None => Ok(Visitor::fresh(state, None)),
+        }
+    }
+
+    fn fresh(state: &AppState, max_age: Option<i64>) -> Visitor {
+        let sid = new_secret();
+        let cookie = build_cookie(state, &sid, max_age);
+        Visitor { sid, set_cookie: Some(cookie), signed_in: None }
+    }
+
+    pub fn user(&self) -> Option<&User> {
+        self.signed_in.as_ref().map(|(_, u)| u)
+    }
+
+    pub fn csrf_token(&self) -> String {
+        hash_secret(&format!("csrf:{}", self.sid))[..32].to_string()
+    }
+
+    pub fn csrf_ok(&self, presented: Option<&str>) -> bool {
+        let expected = self.csrf_token();
+        // A fresh visitor has no form of ours yet: nothing it sends can be ours.
+        self.set_cookie.is_none()
+            && presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(expected.as_bytes())))
+    }
+
+    pub fn cookie_header(&self) -> Option<HeaderValue> {
+        self.set_cookie.clone()
+    }
+
+    /// Signs `user` in with a new cookie value, so a cookie planted before sign-in
+    /// (session fixation) never becomes a session.
+    pub async fn sign_in(state: &AppState, user: User) -> Result<Visitor, gatehouse_core::OAuthError> {
+        let now = state.auth.now();
+        let ttl = state.auth.policy.session_ttl;
+        let mut v = Visitor::fresh(state, Some(ttl));
+        let session = Session { id_hash: hash_secret(&v.sid), user_id: user.id.clone(), auth_time: now, expires_at: now + ttl };
+        state.auth.store.create_session(&session).await?;
+        v.signed_in = Some((session, user));
+        Ok(v)
+    }
+
+    pub async fn sign_out(self, state: &AppState) -> Result<Visitor, gatehouse_core::OAuthError> {
+        state.auth.store.delete_session(&hash_secret(&self.sid)).await?;
+        Ok(Visitor::fresh(state, None))
+    }
+}
+
+fn build_cookie(state: &AppState, value: &str, max_age: Option<i64>) -> HeaderValue {
+    let mut c = format!("{}={}; Path=/; HttpOnly; SameSite=Lax", cookie_name(state), value);
+    if state.config.secure_cookies() {
+        c.push_str("; Secure");
+    }
+    if let Some(age) = max_age {
+        c.push_str(&format!("; Max-Age={age}"));
+    }
+    // Only ASCII alphanumerics and fixed text: always a valid header value.
+    HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
+}

@@ -1,0 +1,104 @@
+//! Settings: flags first, then `GATEHOUSE_*` environment variables (clap reads both),
+//! then the TOML config file, then defaults.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use gatehouse_core::policy::Policy;
+use gatehouse_core::scope::{ScopeCatalog, ScopeDef};
+use serde::Deserialize;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://gatehouse.db";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// The config file. Every field is optional; see the README's configuration reference.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub database_url: Option<String>,
+    pub listen: Option<String>,
+    pub issuer: Option<String>,
+    pub scope_as_array: Option<bool>,
+    pub purge_interval_seconds: Option<u64>,
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// Replaces the default scope catalog when given.
+    pub scopes: Option<Vec<ScopeDef>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    pub access_token_ttl: Option<i64>,
+    pub code_ttl: Option<i64>,
+    pub public_refresh_idle_ttl: Option<i64>,
+    pub refresh_reuse_grace: Option<i64>,
+    pub max_refresh_per_client_user: Option<i64>,
+    pub max_refresh_per_user: Option<i64>,
+    pub allow_plain_pkce: Option<bool>,
+    pub session_ttl: Option<i64>,
+}
+
+impl FileConfig {
+    /// Reads `path` if given (it must exist), else `./gatehouse.toml` if that exists.
+    pub fn load(path: Option<&Path>) -> Result<FileConfig, String> {
+        let path: PathBuf = match path {
+            Some(p) => p.to_path_buf(),
+            None if Path::new("gatehouse.toml").exists() => PathBuf::from("gatehouse.toml"),
+            None => return Ok(FileConfig::default()),
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn policy(&self) -> Result<Policy, String> {
+        let d = Policy::default();
+        let p = &self.policy;
+        let policy = Policy {
+            access_token_ttl: p.access_token_ttl.unwrap_or(d.access_token_ttl),
+            code_ttl: p.code_ttl.unwrap_or(d.code_ttl),
+            public_refresh_idle_ttl: p.public_refresh_idle_ttl.unwrap_or(d.public_refresh_idle_ttl),
+            refresh_reuse_grace: p.refresh_reuse_grace.unwrap_or(d.refresh_reuse_grace),
+            max_refresh_per_client_user: p.max_refresh_per_client_user.unwrap_or(d.max_refresh_per_client_user),
+            max_refresh_per_user: p.max_refresh_per_user.unwrap_or(d.max_refresh_per_user),
+            allow_plain_pkce: p.allow_plain_pkce.unwrap_or(d.allow_plain_pkce),
+            session_ttl: p.session_ttl.unwrap_or(d.session_ttl),
+        };
+        let positive = [
+            ("access_token_ttl", policy.access_token_ttl),
+            ("code_ttl", policy.code_ttl),
+            ("public_refresh_idle_ttl", policy.public_refresh_idle_ttl),
+            ("max_refresh_per_client_user", policy.max_refresh_per_client_user),
+            ("max_refresh_per_user", policy.max_refresh_per_user),
+            ("session_ttl", policy.session_ttl),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v <= 0) {
+            return Err(format!("policy.{name} must be positive"));
+        }
+        if policy.code_ttl > 600 {
+            return Err("policy.code_ttl may be at most 600 seconds (RFC 6749 §4.1.2)".into());
+        }
+        Ok(policy)
+    }
+
+    pub fn catalog(&self) -> Result<ScopeCatalog, String> {
+        match &self.scopes {
+            None => Ok(ScopeCatalog::default()),
+            Some(list) => {
+                for s in list {
+                    // RFC 6749 §3.3 scope-token characters, minus space and quote.
+                    let ok = !s.name.is_empty()
+                        && s.name.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
+                    if !ok {
+                        return Err(format!("scope name {:?} is not a valid scope token", s.name));
+                    }
+                }
+                Ok(ScopeCatalog::new(list.clone()))
+            }
+        }
+    }
+
+    pub fn purge_interval(&self) -> Duration {
+        Duration::from_secs(self.purge_interval_seconds.unwrap_or(60).max(1))
+    }
+}
