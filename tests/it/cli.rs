@@ -1,0 +1,163 @@
+//! The real binary: admin commands and `serve`, as the README walk-through uses them.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+
+use reqwest::StatusCode;
+
+const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
+
+fn gatehouse(dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("GATEHOUSE_DATABASE_URL")
+        .env_remove("GATEHOUSE_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn gatehouse");
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(dir: &std::path::Path) -> Server {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir)
+        .env_remove("GATEHOUSE_DATABASE_URL")
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let stderr = child.stderr.take().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(i) = line.find("local=") {
+                let addr: String = line[i + 6..].split_whitespace().next().unwrap_or("").to_string();
+                let _ = tx.send(addr);
+            }
+            sink.lock().unwrap().push_str(&line);
+            sink.lock().unwrap().push('\n');
+        }
+    });
+    let addr = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("server did not start");
+    Server { child, base: format!("http://{addr}"), log }
+}
+
+#[tokio::test]
+async fn readme_walkthrough_with_the_real_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (ok, out, err) = gatehouse(d, &["user", "add", "--login", "alice", "--email", "alice@example.com", "--password-stdin"], Some("s3cret-passw0rd\n"));
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = gatehouse(
+        d,
+        &["client", "create", "--name", "My Bot", "--owner", "alice", "--redirect-uri", "http://localhost:3000/callback", "--json"],
+        None,
+    );
+    assert!(ok, "{err}");
+    let created: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    let id = created["client_id"].as_str().unwrap().to_string();
+    let secret = created["client_secret"].as_str().unwrap().to_string();
+    assert!(d.join("gatehouse.db").exists());
+
+    // Duplicate names, unknown owners and bad URIs are refused with a message.
+    let (ok, _, err) = gatehouse(d, &["client", "create", "--name", "my bot", "--owner", "alice", "--redirect-uri", "http://localhost/cb"], None);
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (ok, _, err) = gatehouse(d, &["client", "create", "--name", "X", "--owner", "bob", "--redirect-uri", "http://localhost/cb"], None);
+    assert!(!ok && err.contains("bob"), "{err}");
+    let (ok, _, _) = gatehouse(d, &["client", "create", "--name", "Y", "--owner", "alice", "--redirect-uri", "http://example.com/cb"], None);
+    assert!(!ok);
+
+    let server = serve(d);
+    let http = reqwest::Client::new();
+    let res = http
+        .post(format!("{}/oauth2/token", server.base))
+        .form(&[("client_id", id.as_str()), ("client_secret", secret.as_str()), ("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let token: serde_json::Value = res.json().await.unwrap();
+    let at = token["access_token"].as_str().unwrap().to_string();
+    let res = http.get(format!("{}/oauth2/validate", server.base)).header("Authorization", format!("OAuth {at}")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // Query-string tokens must not reach the log either.
+    let _ = http.get(format!("{}/oauth2/validate?oauth_token={at}", server.base)).send().await.unwrap();
+
+    // Admin commands work on the same database while the server runs.
+    let (ok, out, _) = gatehouse(d, &["client", "rotate-secret", &id, "--json"], None);
+    assert!(ok);
+    let rotated: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let new_secret = rotated["client_secret"].as_str().unwrap().to_string();
+    let res = http
+        .post(format!("{}/oauth2/token", server.base))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "the old secret must stop working at once");
+    let res = http
+        .post(format!("{}/oauth2/revoke", server.base))
+        .form(&[("client_id", id.as_str()), ("token", at.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = http.get(format!("{}/oauth2/validate", server.base)).header("Authorization", format!("OAuth {at}")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+
+    let (ok, out, _) = gatehouse(d, &["client", "list", "--json"], None);
+    assert!(ok);
+    let listed: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(listed["clients"][0]["client_id"], id.as_str());
+    assert!(!out.contains(&new_secret));
+
+    let log = server.log.lock().unwrap().clone();
+    assert!(log.contains("/oauth2/token"), "requests are logged: {log}");
+    for secret in [&secret, &new_secret, &at] {
+        assert!(!log.contains(secret.as_str()), "a credential reached the log");
+    }
+
+    let (ok, _, _) = gatehouse(d, &["client", "delete", &id], None);
+    assert!(ok);
+    let (ok, _, _) = gatehouse(d, &["client", "delete", &id], None);
+    assert!(!ok);
+}
+
+#[test]
+fn weak_passwords_and_bad_logins_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, err) = gatehouse(dir.path(), &["user", "add", "--login", "bob", "--email", "bob@example.com", "--password-stdin"], Some("short\n"));
+    assert!(!ok && err.contains("8 characters"), "{err}");
+    let (ok, _, _) = gatehouse(dir.path(), &["user", "add", "--login", "b b", "--email", "bob@example.com", "--password-stdin"], Some("long-enough-pw\n"));
+    assert!(!ok);
+    let (ok, _, _) = gatehouse(dir.path(), &["user", "add", "--login", "bob", "--email", "bob@example.com", "--password-stdin"], Some("long-enough-pw\n"));
+    assert!(ok);
+    let (ok, _, err) = gatehouse(dir.path(), &["user", "add", "--login", "BOB", "--email", "bob@example.com", "--password-stdin"], Some("long-enough-pw\n"));
+    assert!(!ok && err.contains("taken"), "{err}");
+}

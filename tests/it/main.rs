@@ -1,0 +1,15 @@
+//! Black-box tests: the real server on a random loopback port with a fresh SQLite file,
+//! driven over HTTP by reqwest (as a browser and as a client) and by the `oauth2` crate.
+
+mod common;
+
+mod authorize_errors;
+mod cli;
+mod client_auth;
+mod code_flow;
+mod consent;
+mod hardening;
+mod implicit_and_app_tokens;
+mod pkce;
+mod refresh;
+mod token_endpoints;
