@@ -164,7 +164,10 @@ async fn code_is_bound_to_its_client_and_redirect_uri() {
 
 #[tokio::test]
 async fn concurrent_redemptions_of_one_code_yield_exactly_one_success() {
-    let f = Fixture::new().await;
+    concurrent_redemptions(Fixture::new().await).await;
+}
+
+pub async fn concurrent_redemptions(f: Fixture) {
     let code = f.code("user_read").await;
     let mut tasks = Vec::new();
     for _ in 0..100 {

@@ -34,10 +34,16 @@ impl TestServer {
         Self::start_with(Policy::default(), ServerConfig::default()).await
     }
 
-    pub async fn start_with(policy: Policy, mut config: ServerConfig) -> TestServer {
+    pub async fn start_with(policy: Policy, config: ServerConfig) -> TestServer {
+        Self::start_on(None, policy, config).await
+    }
+
+    /// Starts a server on `database_url`, or on a fresh SQLite file when None.
+    pub async fn start_on(database_url: Option<&str>, policy: Policy, mut config: ServerConfig) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let db_path = dir.path().join("gatehouse.db");
-        let store = gatehouse_store::open(&format!("sqlite://{}", db_path.display())).await.expect("open store");
+        let url = database_url.map(str::to_string).unwrap_or_else(|| format!("sqlite://{}", db_path.display()));
+        let store = gatehouse_store::open(&url).await.expect("open store");
         let clock = Arc::new(ManualClock::new());
         let mut auth = Authority::new(store);
         auth.policy = policy;
@@ -309,4 +315,51 @@ impl Fixture {
 
 pub fn s(v: &serde_json::Value, key: &str) -> String {
     v[key].as_str().unwrap_or_else(|| panic!("no {key} in {v}")).to_string()
+}
+
+/// A PostgreSQL database of the test's own, dropped when this is dropped.
+pub struct PgDatabase {
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl PgDatabase {
+    /// A fresh database, or None (with the reason printed) when no server is configured.
+    pub async fn create() -> Option<PgDatabase> {
+        use sqlx::Connection;
+        let admin_url = match std::env::var("GATEHOUSE_TEST_POSTGRES_URL") {
+            Ok(u) if !u.is_empty() => u,
+            _ => {
+                if std::env::var("GATEHOUSE_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+                    panic!("GATEHOUSE_REQUIRE_POSTGRES=1 but GATEHOUSE_TEST_POSTGRES_URL is unset");
+                }
+                eprintln!("skipped: GATEHOUSE_TEST_POSTGRES_URL is unset, so there is no PostgreSQL to test against");
+                return None;
+            }
+        };
+        let name = format!("gatehouse_it_{}", gatehouse_core::secret::random_token(12));
+        let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("connect to PostgreSQL");
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("create database");
+        let mut url = Url::parse(&admin_url).expect("postgres URL");
+        url.set_path(&format!("/{name}"));
+        Some(PgDatabase { url: url.to_string(), admin_url, name })
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        // Drop runs inside the test's runtime; do the async work on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async {
+                use sqlx::Connection;
+                if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).await;
+                }
+            });
+        })
+        .join();
+    }
 }

@@ -12,4 +12,5 @@ mod hardening;
 mod implicit_and_app_tokens;
 mod pkce;
 mod refresh;
+mod scale_out;
 mod token_endpoints;

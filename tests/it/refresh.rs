@@ -52,7 +52,10 @@ async fn rotated_token_reused_after_grace_revokes_its_family() {
 
 #[tokio::test]
 async fn concurrent_refreshes_with_one_token_yield_exactly_one_success() {
-    let f = Fixture::new().await;
+    concurrent_refreshes(Fixture::new().await).await;
+}
+
+pub async fn concurrent_refreshes(f: Fixture) {
     let rt = s(&f.tokens("user_read").await, "refresh_token");
     let mut tasks = Vec::new();
     for _ in 0..100 {

@@ -545,32 +545,37 @@ macro_rules! impl_store {
                     now: i64,
                 ) -> StoreResult<()> {
                     let mut tx = self.begin_write().await.map_err(db_err)?;
-                    let earlier: Option<String> = sqlx::query_scalar(concat!(
+                    // Make sure the row exists first, so that the locking read below has
+                    // a row to lock even on the first grant: two first grants at once
+                    // then queue instead of one overwriting the other.
+                    sqlx::query(
+                        "INSERT INTO consents (user_id, client_id, scopes, granted_at, updated_at) \
+                         VALUES ($1, $2, '', $3, $3) ON CONFLICT (user_id, client_id) DO NOTHING",
+                    )
+                    .bind(user_id)
+                    .bind(client_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    let earlier: String = sqlx::query_scalar(concat!(
                         "SELECT scopes FROM consents WHERE user_id = $1 AND client_id = $2",
                         $lock
                     ))
                     .bind(user_id)
                     .bind(client_id)
-                    .fetch_optional(&mut *tx)
+                    .fetch_one(&mut *tx)
                     .await
                     .map_err(db_err)?;
-                    let merged = match earlier {
-                        Some(s) => ScopeSet::from_stored(&s).union(scopes),
-                        None => scopes.clone(),
-                    };
-                    sqlx::query(
-                        "INSERT INTO consents (user_id, client_id, scopes, granted_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $4) \
-                         ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, \
-                         updated_at = excluded.updated_at",
-                    )
-                    .bind(user_id)
-                    .bind(client_id)
-                    .bind(merged.to_space_separated())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
+                    let merged = ScopeSet::from_stored(&earlier).union(scopes);
+                    sqlx::query("UPDATE consents SET scopes = $3, updated_at = $4 WHERE user_id = $1 AND client_id = $2")
+                        .bind(user_id)
+                        .bind(client_id)
+                        .bind(merged.to_space_separated())
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
                     tx.commit().await.map_err(db_err)?;
                     Ok(())
                 }

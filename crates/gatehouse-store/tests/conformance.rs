@@ -1,0 +1,441 @@
+//! The storage conformance suite: every case runs against SQLite and, when
+//! GATEHOUSE_TEST_POSTGRES_URL names a PostgreSQL server, against PostgreSQL too, each in
+//! a database of its own that is dropped afterwards. Where the engines differ (locking,
+//! upsert), the concurrent cases prove they behave the same.
+
+use std::sync::Arc;
+
+use gatehouse_core::error::StoreError;
+use gatehouse_core::model::*;
+use gatehouse_core::policy::RefreshCaps;
+use gatehouse_core::scope::ScopeSet;
+use gatehouse_core::secret::random_token;
+use gatehouse_core::store::{Redemption, Rotation, Store, TokenIssue};
+use gatehouse_store::{PgStore, SqliteStore};
+
+struct Backend {
+    name: &'static str,
+    store: Arc<dyn Store>,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, db: String },
+}
+
+fn postgres_url() -> Option<String> {
+    match std::env::var("GATEHOUSE_TEST_POSTGRES_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            if std::env::var("GATEHOUSE_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+                panic!("GATEHOUSE_REQUIRE_POSTGRES=1 but GATEHOUSE_TEST_POSTGRES_URL is unset");
+            }
+            eprintln!("skipping PostgreSQL: GATEHOUSE_TEST_POSTGRES_URL is unset (SQLite only)");
+            None
+        }
+    }
+}
+
+/// Creates a fresh PostgreSQL database for one test and returns its URL.
+pub async fn fresh_postgres_database(admin_url: &str) -> (String, String) {
+    use sqlx::Connection;
+    let db = format!("gatehouse_test_{}", random_token(12));
+    let mut admin = sqlx::PgConnection::connect(admin_url).await.expect("connect to PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {db}")).execute(&mut admin).await.expect("create database");
+    let mut url = url::Url::parse(admin_url).expect("postgres URL");
+    url.set_path(&format!("/{db}"));
+    (url.to_string(), db)
+}
+
+async fn backends() -> Vec<Backend> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("conformance.db");
+    let sqlite = SqliteStore::open(path.to_str().unwrap()).await.expect("sqlite");
+    let mut all = vec![Backend { name: "sqlite", store: Arc::new(sqlite), cleanup: Cleanup::Sqlite(dir) }];
+    if let Some(admin_url) = postgres_url() {
+        let (url, db) = fresh_postgres_database(&admin_url).await;
+        let pg = PgStore::connect(&url).await.expect("postgres store");
+        all.push(Backend { name: "postgres", store: Arc::new(pg), cleanup: Cleanup::Postgres { admin_url, db } });
+    }
+    all
+}
+
+impl Backend {
+    async fn finish(self) {
+        drop(self.store);
+        if let Cleanup::Postgres { admin_url, db } = self.cleanup {
+            use sqlx::Connection;
+            let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("connect");
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&mut admin).await.expect("drop database");
+        }
+    }
+}
+
+/// Runs each named case on every backend.
+macro_rules! on_every_backend {
+    ($($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                for b in backends().await {
+                    eprintln!("{} on {}", stringify!($case), b.name);
+                    cases::$case(b.store.clone()).await;
+                    b.finish().await;
+                }
+            }
+        )*
+    };
+}
+
+on_every_backend!(
+    users_are_unique_by_login_ignoring_case,
+    clients_round_trip_and_names_are_unique_ignoring_case,
+    secret_rotation_keeps_the_old_secret_only_with_grace,
+    sessions_expire,
+    a_code_is_redeemed_once,
+    concurrent_redemptions_have_one_winner,
+    access_tokens_join_their_user,
+    refresh_rotation_has_one_winner_under_concurrency,
+    revoking_a_family_revokes_its_access_tokens,
+    replayed_code_revokes_its_tokens,
+    caps_evict_the_oldest_live_refresh_tokens,
+    consent_grants_accumulate_even_concurrently,
+    deleting_a_client_removes_its_grants,
+    purge_removes_only_what_is_past_use,
+);
+
+#[test]
+fn both_backends_hold_the_same_migration_versions() {
+    let versions = |m: &sqlx::migrate::Migrator| m.iter().map(|m| (m.version, m.description.to_string())).collect::<Vec<_>>();
+    assert_eq!(versions(SqliteStore::migrator()), versions(PgStore::migrator()));
+    assert!(!versions(SqliteStore::migrator()).is_empty());
+}
+
+mod cases {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+    const CAPS: RefreshCaps = RefreshCaps { per_client_user: 20, per_user: 200 };
+
+    pub async fn user(store: &dyn Store, login: &str) -> User {
+        let u = User {
+            id: random_token(16),
+            login: login.into(),
+            email: format!("{login}@example.com"),
+            password_hash: "$argon2id$stub".into(),
+            created_at: NOW,
+        };
+        store.create_user(&u).await.unwrap();
+        u
+    }
+
+    pub async fn client(store: &dyn Store, owner: &User, name: &str) -> Client {
+        let c = Client {
+            id: random_token(30),
+            name: name.into(),
+            owner_user_id: owner.id.clone(),
+            category: "chat_bot".into(),
+            kind: ClientKind::Confidential,
+            allow_implicit: true,
+            redirect_uris: vec!["http://localhost:3000/cb".into(), "https://a.example/cb?x=1".into()],
+            secret_hash: Some("s1".into()),
+            previous_secret_hash: None,
+            previous_secret_expires_at: None,
+            created_at: NOW,
+        };
+        store.create_client(&c).await.unwrap();
+        c
+    }
+
+    fn scopes(s: &str) -> ScopeSet {
+        ScopeSet::from_stored(s)
+    }
+
+    pub fn issue(c: &Client, u: &User, family: Option<&str>, created_at: i64, code_hash: Option<&str>) -> TokenIssue {
+        let family_id = family.map(str::to_string).unwrap_or_else(|| random_token(24));
+        TokenIssue {
+            access: AccessToken {
+                token_hash: random_token(64),
+                client_id: c.id.clone(),
+                user_id: Some(u.id.clone()),
+                scopes: scopes("user_read"),
+                created_at,
+                expires_at: created_at + 3600,
+                family_id: Some(family_id.clone()),
+                code_hash: code_hash.map(str::to_string),
+                revoked: false,
+            },
+            refresh: Some(RefreshToken {
+                token_hash: random_token(64),
+                family_id,
+                client_id: c.id.clone(),
+                user_id: u.id.clone(),
+                scopes: scopes("user_read"),
+                created_at,
+                expires_at: None,
+                rotated_at: None,
+                revoked: false,
+                code_hash: code_hash.map(str::to_string),
+            }),
+        }
+    }
+
+    fn code(c: &Client, u: &User) -> AuthorizationCode {
+        AuthorizationCode {
+            code_hash: random_token(64),
+            client_id: c.id.clone(),
+            user_id: u.id.clone(),
+            redirect_uri: "http://localhost:3000/cb".into(),
+            scopes: scopes("user_read chat_login"),
+            code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+            code_challenge_method: Some(gatehouse_core::pkce::Method::S256),
+            nonce: Some("n".into()),
+            auth_time: NOW,
+            created_at: NOW,
+            expires_at: NOW + 60,
+            used: false,
+        }
+    }
+
+    async fn refresh_live(store: &dyn Store, hash: &str) -> bool {
+        let r = store.find_refresh_token(hash).await.unwrap().unwrap();
+        !r.revoked && r.rotated_at.is_none()
+    }
+
+    pub async fn users_are_unique_by_login_ignoring_case(store: Arc<dyn Store>) {
+        let u = user(&*store, "Alice").await;
+        let found = store.find_user_by_login("aLiCe").await.unwrap().unwrap();
+        assert_eq!(found.id, u.id);
+        assert_eq!(store.find_user(&u.id).await.unwrap().unwrap().login, "Alice");
+        let dup = User { id: random_token(16), login: "ALICE".into(), ..u.clone() };
+        assert!(matches!(store.create_user(&dup).await, Err(StoreError::Conflict(_))));
+        assert!(store.find_user_by_login("bob").await.unwrap().is_none());
+    }
+
+    pub async fn clients_round_trip_and_names_are_unique_ignoring_case(store: Arc<dyn Store>) {
+        let u = user(&*store, "alice").await;
+        let other = user(&*store, "bob").await;
+        let c = client(&*store, &u, "My Bot").await;
+        let got = store.find_client(&c.id).await.unwrap().unwrap();
+        assert_eq!(got.redirect_uris, c.redirect_uris);
+        assert_eq!((got.kind, got.allow_implicit, got.category.as_str()), (ClientKind::Confidential, true, "chat_bot"));
+        let dup = Client { id: random_token(30), name: "MY BOT".into(), ..c.clone() };
+        assert!(matches!(store.create_client(&dup).await, Err(StoreError::Conflict(_))));
+        client(&*store, &other, "Bob's App").await;
+        assert_eq!(store.list_clients(Some(&u.id)).await.unwrap().len(), 1);
+        assert_eq!(store.list_clients(None).await.unwrap().len(), 2);
+    }
+
+    pub async fn secret_rotation_keeps_the_old_secret_only_with_grace(store: Arc<dyn Store>) {
+        let u = user(&*store, "alice").await;
+        let c = client(&*store, &u, "App").await;
+        assert!(store.rotate_client_secret(&c.id, "s2", Some(NOW + 300)).await.unwrap());
+        let got = store.find_client(&c.id).await.unwrap().unwrap();
+        assert_eq!((got.secret_hash.as_deref(), got.previous_secret_hash.as_deref()), (Some("s2"), Some("s1")));
+        assert_eq!(got.previous_secret_expires_at, Some(NOW + 300));
+        assert!(store.rotate_client_secret(&c.id, "s3", None).await.unwrap());
+        let got = store.find_client(&c.id).await.unwrap().unwrap();
+        assert_eq!((got.secret_hash.as_deref(), got.previous_secret_hash.as_deref()), (Some("s3"), None));
+        assert!(!store.rotate_client_secret("nope", "x", None).await.unwrap());
+    }
+
+    pub async fn sessions_expire(store: Arc<dyn Store>) {
+        let u = user(&*store, "alice").await;
+        let s = Session { id_hash: random_token(64), user_id: u.id.clone(), auth_time: NOW, expires_at: NOW + 10 };
+        store.create_session(&s).await.unwrap();
+        assert!(store.find_session(&s.id_hash, NOW + 9).await.unwrap().is_some());
+        assert!(store.find_session(&s.id_hash, NOW + 10).await.unwrap().is_none());
+        store.delete_session(&s.id_hash).await.unwrap();
+        assert!(store.find_session(&s.id_hash, NOW).await.unwrap().is_none());
+    }
+
+    pub async fn a_code_is_redeemed_once(store: Arc<dyn Store>) {
+        let u = user(&*store, "alice").await;
+        let c = client(&*store, &u, "App").await;
+        let k = code(&c, &u);
+        store.insert_code(&k).await.unwrap();
+        let got = store.find_code(&k.code_hash).await.unwrap().unwrap();
+        assert_eq!(got.scopes, k.scopes);
+        assert_eq!(got.code_challenge_method, Some(gatehouse_core::pkce::Method::S256));
+        assert!(!got.used);
+        let i1 = issue(&c, &u, None, NOW, Some(&k.code_hash));
+        assert_eq!(store.redeem_code(&k.code_hash, &i1, CAPS, NOW).await.unwrap(), Redemption::Issued);
+        let i2 = issue(&c, &u, None, NOW, Some(&k.code_hash));
+        assert_eq!(store.redeem_code(&k.code_hash, &i2, CAPS, NOW).await.unwrap(), Redemption::AlreadyUsed);
+        assert!(store.find_code(&k.code_hash).await.unwrap().unwrap().used);
+        // The loser's tokens were not stored.
+        assert!(store.find_access_token(&i2.access.token_hash).await.unwrap().is_none());
+        assert!(store.find_access_token(&i1.access.token_hash).await.unwrap().is_some());
+    }
+
+    pub async fn concurrent_redemptions_have_one_winner(store: Arc<dyn Store>) {
+        let u = user(&*store, "alice").await;
+        let c = client(&*store, &u, "App").await;
+        let k = code(&c, &u);
+        store.insert_code(&k).await.unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let (store, i) = (store.clone(), issue(&c, &u, None, NOW, Some(&k.code_hash)));
+            let hash = k.code_hash.clone();
+            tasks.push(tokio::spawn(async move { store.redeem_code(&hash, &i, CAPS, NOW).await.unwrap() }));
+        }
+        let mut wins = 0;
+        for t in tasks {
+            if t.await.unwrap() == Redemption::Issued {
+                wins += 1;
+            }
+        }
+        assert_eq!(wins, 1);
+    }
+
+    pub async fn access_tokens_join_their_user(store: Arc<dyn Store>) {
+        let u = user(&*store, "alice").await;
+        let c = client(&*store, &u, "App").await;
+        let i = issue(&c, &u, None, NOW, None);
+        store.insert_tokens(&i, CAPS, NOW).await.unwrap();
+        let info = store.find_access_token(&i.access.token_hash).await.unwrap().unwrap();
+        assert_eq!(info.user_login.as_deref(), Some("alice"));
+        assert_eq!(info.token.scopes, scopes("user_read"));
+        let app = TokenIssue { access: AccessToken { token_hash: random_token(64), user_id: None, family_id: None, ..i.access.clone() }, refresh: None };
+        store.insert_tokens(&app, CAPS, NOW).await.unwrap();
+        let info = store.find_access_token(&app.access.token_hash).await.unwrap().unwrap();
+        assert_eq!((info.user_login, info.token.user_id), (None, None));
+        store.revoke_access_token(&app.access.token_hash).await.unwrap();
+        assert!(store.find_access_token(&app.access.token_hash).await.unwrap().unwrap().token.revoked);
+    }
+
+    pub async fn refresh_rotation_has_one_winner_under_concurrency(store: Arc<dyn Store>) {
+        let u = user(&*store, "alice").await;
+        let c = client(&*store, &u, "App").await;
+        let first = issue(&c, &u, None, NOW, None);
+        store.insert_tokens(&first, CAPS, NOW).await.unwrap();
+        let old = first.refresh.clone().unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let store = store.clone();
+            let next = issue(&c, &u, Some(&old.family_id), NOW + 1, None);
+            let old_hash = old.token_hash.clone();
+            tasks.push(tokio::spawn(async move {
+                let r = store.rotate_refresh_token(&old_hash, &next, NOW + 1).await.unwrap();
+                (r, next.refresh.unwrap().token_hash)
+            }));
+        }
+        let mut winners = Vec::new();
+        for t in tasks {
+            let (r, hash) = t.await.unwrap();
+            if r == Rotation::Rotated {
+                winners.push(hash);
+            }
+        }
+        assert_eq!(winners.len(), 1);
+        let rotated = store.find_refresh_token(&old.token_hash).await.unwrap().unwrap();
+        assert_eq!(rotated.rotated_at, Some(NOW + 1));
+        assert!(refresh_live(&*store, &winners[0]).await);
+    }
+
+    pub async fn revoking_a_family_revokes_its_access_tokens(store: Arc<dyn Store>) {
+        let u = user(&*store, "alice").await;
+        let c = client(&*store, &u, "App").await;
+        let a = issue(&c, &u, None, NOW, None);
+        let b = issue(&c, &u, None, NOW, None);
+        store.insert_tokens(&a, CAPS, NOW).await.unwrap();
+        store.insert_tokens(&b, CAPS, NOW).await.unwrap();
+        store.revoke_family(&a.refresh.as_ref().unwrap().family_id).await.unwrap();
+        assert!(store.find_access_token(&a.access.token_hash).await.unwrap().unwrap().token.revoked);
+        assert!(!refresh_live(&*store, &a.refresh.as_ref().unwrap().token_hash).await);
+        assert!(!store.find_access_token(&b.access.token_hash).await.unwrap().unwrap().token.revoked);
+        assert!(refresh_live(&*store, &b.refresh.as_ref().unwrap().token_hash).await);
+    }
+
+    pub async fn replayed_code_revokes_its_tokens(store: Arc<dyn Store>) {
+        let u = user(&*store, "alice").await;
+        let c = client(&*store, &u, "App").await;
+        let k = code(&c, &u);
+        store.insert_code(&k).await.unwrap();
+        let i = issue(&c, &u, None, NOW, Some(&k.code_hash));
+        store.redeem_code(&k.code_hash, &i, CAPS, NOW).await.unwrap();
+        store.revoke_tokens_from_code(&k.code_hash).await.unwrap();
+        assert!(store.find_access_token(&i.access.token_hash).await.unwrap().unwrap().token.revoked);
+        assert!(!refresh_live(&*store, &i.refresh.as_ref().unwrap().token_hash).await);
+    }
+
+    pub async fn caps_evict_the_oldest_live_refresh_tokens(store: Arc<dyn Store>) {
+        let u = user(&*store, "alice").await;
+        let c1 = client(&*store, &u, "One").await;
+        let c2 = client(&*store, &u, "Two").await;
+        let caps = RefreshCaps { per_client_user: 3, per_user: 4 };
+        let mut c1_tokens = Vec::new();
+        for n in 0..4 {
+            let i = issue(&c1, &u, None, NOW + n, None);
+            store.insert_tokens(&i, caps, NOW + n).await.unwrap();
+            c1_tokens.push(i.refresh.unwrap().token_hash);
+        }
+        // Per (client, user): the oldest of four went.
+        assert!(!refresh_live(&*store, &c1_tokens[0]).await);
+        for h in &c1_tokens[1..] {
+            assert!(refresh_live(&*store, h).await);
+        }
+        // Per user across clients: two more on the second client push out the next oldest.
+        for n in 10..12 {
+            store.insert_tokens(&issue(&c2, &u, None, NOW + n, None), caps, NOW + n).await.unwrap();
+        }
+        assert!(!refresh_live(&*store, &c1_tokens[1]).await);
+        assert!(refresh_live(&*store, &c1_tokens[2]).await);
+        assert!(refresh_live(&*store, &c1_tokens[3]).await);
+    }
+
+    pub async fn consent_grants_accumulate_even_concurrently(store: Arc<dyn Store>) {
+        let u = user(&*store, "alice").await;
+        let c = client(&*store, &u, "App").await;
+        assert!(store.find_consent(&u.id, &c.id).await.unwrap().is_none());
+        let names = ["user_read", "channel_read", "chat_login", "channel_editor", "channel_stream", "user_blocks_read"];
+        let mut tasks = Vec::new();
+        for name in names {
+            let (store, uid, cid) = (store.clone(), u.id.clone(), c.id.clone());
+            tasks.push(tokio::spawn(async move { store.grant_consent(&uid, &cid, &scopes(name), NOW).await.unwrap() }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let got = store.find_consent(&u.id, &c.id).await.unwrap().unwrap();
+        assert_eq!(got.scopes, scopes(&names.join(" ")));
+    }
+
+    pub async fn deleting_a_client_removes_its_grants(store: Arc<dyn Store>) {
+        let u = user(&*store, "alice").await;
+        let c = client(&*store, &u, "App").await;
+        let i = issue(&c, &u, None, NOW, None);
+        store.insert_tokens(&i, CAPS, NOW).await.unwrap();
+        store.grant_consent(&u.id, &c.id, &scopes("user_read"), NOW).await.unwrap();
+        store.insert_code(&code(&c, &u)).await.unwrap();
+        assert!(store.delete_client(&c.id).await.unwrap());
+        assert!(store.find_client(&c.id).await.unwrap().is_none());
+        assert!(store.find_access_token(&i.access.token_hash).await.unwrap().is_none());
+        assert!(store.find_refresh_token(&i.refresh.unwrap().token_hash).await.unwrap().is_none());
+        assert!(store.find_consent(&u.id, &c.id).await.unwrap().is_none());
+        assert!(!store.delete_client(&c.id).await.unwrap());
+    }
+
+    pub async fn purge_removes_only_what_is_past_use(store: Arc<dyn Store>) {
+        let u = user(&*store, "alice").await;
+        let c = client(&*store, &u, "App").await;
+        let live = issue(&c, &u, None, NOW, None);
+        store.insert_tokens(&live, CAPS, NOW).await.unwrap();
+        let old = issue(&c, &u, None, NOW - 7200, None);
+        store.insert_tokens(&old, CAPS, NOW).await.unwrap();
+        let k = code(&c, &u);
+        store.insert_code(&k).await.unwrap();
+        store.create_session(&Session { id_hash: "s".into(), user_id: u.id.clone(), auth_time: NOW, expires_at: NOW - 1 }).await.unwrap();
+        let n = store.purge_expired(NOW + 10).await.unwrap();
+        assert_eq!(n, 2, "the expired access token and session");
+        assert!(store.find_access_token(&old.access.token_hash).await.unwrap().is_none());
+        assert!(store.find_access_token(&live.access.token_hash).await.unwrap().is_some());
+        // Confidential refresh tokens never expire.
+        assert!(store.find_refresh_token(&old.refresh.unwrap().token_hash).await.unwrap().is_some());
+        // The code is kept an hour past its expiry for replay detection.
+        assert!(store.find_code(&k.code_hash).await.unwrap().is_some());
+        store.purge_expired(NOW + 60 + 3601).await.unwrap();
+        assert!(store.find_code(&k.code_hash).await.unwrap().is_none());
+    }
+}

@@ -1,0 +1,96 @@
+//! Several stateless instances on one PostgreSQL: a session, a code, a token or a
+//! secret rotation made on one instance holds on every other at once.
+
+use gatehouse_core::policy::Policy;
+use gatehouse_core::registration::rotate_secret;
+use gatehouse_server::ServerConfig;
+use reqwest::StatusCode;
+
+use crate::common::*;
+
+async fn two_instances(db: &PgDatabase) -> (TestServer, TestServer) {
+    let a = TestServer::start_on(Some(&db.url), Policy::default(), ServerConfig::default()).await;
+    let b = TestServer::start_on(Some(&db.url), Policy::default(), ServerConfig::default()).await;
+    (a, b)
+}
+
+#[tokio::test]
+async fn two_instances_share_sessions_codes_tokens_and_secrets() {
+    let Some(db) = PgDatabase::create().await else { return };
+    let (a, b) = two_instances(&db).await;
+    let user = a.add_user("alice").await;
+    let client = a.add_client("My Bot", &user, gatehouse_core::model::ClientKind::Confidential, false).await;
+
+    // Sign in on A; the authorize page is served by B with A's session; the consent
+    // form goes back to A, whose CSRF check accepts B's form.
+    let browser = a.browser();
+    assert_eq!(browser.sign_in("alice", PASSWORD).await.status(), StatusCode::SEE_OTHER);
+    let q = code_query(&client.id, "user_read", "");
+    let page = browser.http.get(b.url(&format!("/oauth2/authorize?{q}"))).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK, "B sees A's session");
+    let fields = consent_form_fields(&page.text().await.unwrap());
+    let mut form = fields.clone();
+    form.push(("decision".into(), "allow".into()));
+    let res = browser.http.post(a.url("/oauth2/authorize")).form(&form).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let code = query_param(&location(&res), "code").expect("code");
+
+    // The code is redeemed on B; the token validates on A.
+    let (status, tokens) = b.token(&client, &[("grant_type", "authorization_code"), ("code", &code)]).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let at = s(&tokens, "access_token");
+    assert_eq!(a.validate(&at).await, StatusCode::OK);
+
+    // A revoke on B is seen by A at once.
+    let res = b.http().post(b.url("/oauth2/revoke")).form(&[("client_id", client.id.as_str()), ("token", &at)]).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(a.validate(&at).await, StatusCode::UNAUTHORIZED);
+
+    // A secret rotated through A is refused on B.
+    let new_secret = rotate_secret(&a.auth, &client.id, None).await.unwrap();
+    let (status, body) = b.token(&client, &[("grant_type", "client_credentials")]).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")));
+    let rotated = TestClient { id: client.id.clone(), secret: Some(new_secret) };
+    assert_eq!(b.token(&rotated, &[("grant_type", "client_credentials")]).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_on_postgres_yield_exactly_one_success() {
+    let Some(db) = PgDatabase::create().await else { return };
+    let server = TestServer::start_on(Some(&db.url), Policy::default(), ServerConfig::default()).await;
+    crate::refresh::concurrent_refreshes(Fixture::with(server).await).await;
+}
+
+#[tokio::test]
+async fn concurrent_redemptions_on_postgres_yield_exactly_one_success() {
+    let Some(db) = PgDatabase::create().await else { return };
+    let server = TestServer::start_on(Some(&db.url), Policy::default(), ServerConfig::default()).await;
+    crate::code_flow::concurrent_redemptions(Fixture::with(server).await).await;
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_across_two_instances_yield_exactly_one_success() {
+    let Some(db) = PgDatabase::create().await else { return };
+    let (a, b) = two_instances(&db).await;
+    let f = Fixture::with(a).await;
+    let rt = s(&f.tokens("user_read").await, "refresh_token");
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let base = if i % 2 == 0 { f.server.base.clone() } else { b.base.clone() };
+        let http = f.server.http();
+        let form = vec![
+            ("grant_type".to_string(), "refresh_token".to_string()),
+            ("refresh_token".to_string(), rt.clone()),
+            ("client_id".to_string(), f.client.id.clone()),
+            ("client_secret".to_string(), f.client.secret.clone().unwrap()),
+        ];
+        tasks.push(tokio::spawn(async move { http.post(format!("{base}/oauth2/token")).form(&form).send().await.unwrap().status() }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        let status = t.await.unwrap();
+        assert!(status.as_u16() < 500, "server error {status}");
+        ok += usize::from(status == StatusCode::OK);
+    }
+    assert_eq!(ok, 1);
+}
