@@ -45,6 +45,20 @@ impl PgStore {
     async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
         self.pool.begin().await
     }
+
+    /// PostgreSQL already groups the WAL flushes of concurrent commits.
+    async fn insert_tokens_durably(
+        &self,
+        issue: &gatehouse_core::store::TokenIssue,
+        caps: gatehouse_core::policy::RefreshCaps,
+        now: i64,
+    ) -> gatehouse_core::store::StoreResult<()> {
+        use crate::sql_store::db_err;
+        let mut tx = self.begin_write().await.map_err(db_err)?;
+        store_impl::store_new_grant(&mut tx, issue, caps, now).await.map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(())
+    }
 }
 
-crate::sql_store::impl_store!(PgStore, sqlx::Postgres, sqlx::postgres::PgRow, " FOR UPDATE");
+crate::sql_store::impl_store!(PgStore, sqlx::Postgres, sqlx::postgres::PgRow, " FOR NO KEY UPDATE");

@@ -2,8 +2,10 @@
 //! backend type that provides `reader()`, `writer()` and `begin_write()`. Statements use
 //! `$N` placeholders, which SQLite (through sqlx) and PostgreSQL both read by number, and
 //! only types both engines share (TEXT, 64-bit integers; flags as 0/1).
-//! `$lock` is appended to the SELECT that starts a read-modify-write: " FOR UPDATE" on
-//! PostgreSQL; empty on SQLite, whose write transactions are already exclusive.
+//! `$lock` is appended to the SELECT that starts a read-modify-write: " FOR NO KEY UPDATE"
+//! on PostgreSQL (it queues writers of the row but, unlike FOR UPDATE, not the share locks
+//! that foreign-key checks take); empty on SQLite, whose write transactions are already
+//! exclusive.
 
 use gatehouse_core::error::StoreError;
 
@@ -26,7 +28,7 @@ pub(crate) fn conflict_as(what: &str) -> impl Fn(StoreError) -> StoreError + '_ 
 
 macro_rules! impl_store {
     ($Store:ident, $Db:ty, $Row:ty, $lock:literal) => {
-        mod store_impl {
+        pub(crate) mod store_impl {
             use async_trait::async_trait;
             use gatehouse_core::model::*;
             use gatehouse_core::pkce;
@@ -182,11 +184,6 @@ macro_rules! impl_store {
                 caps: RefreshCaps,
                 now: i64,
             ) -> Result<(), sqlx::Error> {
-                // Serialise grants to one user so two at once cannot both slip under a cap.
-                sqlx::query(concat!("SELECT id FROM users WHERE id = $1", $lock))
-                    .bind(&new.user_id)
-                    .fetch_optional(&mut **tx)
-                    .await?;
                 sqlx::query(
                     "UPDATE refresh_tokens SET revoked = 1 WHERE token_hash IN ( \
                        SELECT token_hash FROM refresh_tokens \
@@ -217,12 +214,21 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn store_new_grant(
+            pub(crate) async fn store_new_grant(
                 tx: &mut Tx,
                 issue: &TokenIssue,
                 caps: RefreshCaps,
                 now: i64,
             ) -> Result<(), sqlx::Error> {
+                if let Some(r) = &issue.refresh {
+                    // Serialise grants to one user so two at once cannot both slip under
+                    // a cap. Taken before the inserts, whose foreign keys share-lock the
+                    // same row: the other order deadlocks on PostgreSQL.
+                    sqlx::query(concat!("SELECT id FROM users WHERE id = $1", $lock))
+                        .bind(&r.user_id)
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                }
                 insert_issue(tx, issue).await?;
                 if let Some(r) = &issue.refresh {
                     enforce_caps(tx, r, caps, now).await?;
@@ -455,10 +461,7 @@ macro_rules! impl_store {
                 }
 
                 async fn insert_tokens(&self, issue: &TokenIssue, caps: RefreshCaps, now: i64) -> StoreResult<()> {
-                    let mut tx = self.begin_write().await.map_err(db_err)?;
-                    store_new_grant(&mut tx, issue, caps, now).await.map_err(db_err)?;
-                    tx.commit().await.map_err(db_err)?;
-                    Ok(())
+                    self.insert_tokens_durably(issue, caps, now).await
                 }
 
                 async fn find_access_token(&self, token_hash: &str) -> StoreResult<Option<AccessTokenInfo>> {

@@ -8,9 +8,12 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Pool, Sqlite, Transaction};
 
+use crate::group_commit::TokenWriter;
+
 pub struct SqliteStore {
     reader: Pool<Sqlite>,
     writer: Pool<Sqlite>,
+    tokens: TokenWriter,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -38,7 +41,8 @@ impl SqliteStore {
             .connect_with(opts.read_only(true))
             .await
             .map_err(|e| format!("cannot open SQLite database {path:?}: {e}"))?;
-        Ok(SqliteStore { reader, writer })
+        let tokens = TokenWriter::start(writer.clone());
+        Ok(SqliteStore { reader, writer, tokens })
     }
 
     /// Applied migration versions, for the test that both backends are in step.
@@ -64,6 +68,15 @@ impl SqliteStore {
     /// when another process (an admin command) writes at the same time.
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
         self.writer.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    async fn insert_tokens_durably(
+        &self,
+        issue: &gatehouse_core::store::TokenIssue,
+        caps: gatehouse_core::policy::RefreshCaps,
+        now: i64,
+    ) -> gatehouse_core::store::StoreResult<()> {
+        self.tokens.insert(issue, caps, now).await
     }
 }
 

@@ -103,6 +103,7 @@ on_every_backend!(
     consent_grants_accumulate_even_concurrently,
     deleting_a_client_removes_its_grants,
     purge_removes_only_what_is_past_use,
+    concurrent_token_inserts_are_all_stored_and_a_bad_one_fails_alone,
 );
 
 #[test]
@@ -437,5 +438,32 @@ mod cases {
         assert!(store.find_code(&k.code_hash).await.unwrap().is_some());
         store.purge_expired(NOW + 60 + 3601).await.unwrap();
         assert!(store.find_code(&k.code_hash).await.unwrap().is_none());
+    }
+
+    pub async fn concurrent_token_inserts_are_all_stored_and_a_bad_one_fails_alone(store: Arc<dyn Store>) {
+        let u = user(&*store, "alice").await;
+        let c = client(&*store, &u, "App").await;
+        let dup = issue(&c, &u, None, NOW, None);
+        store.insert_tokens(&dup, CAPS, NOW).await.unwrap();
+        let mut tasks = Vec::new();
+        for n in 0..200 {
+            // One of them repeats a stored token's digest: only it may fail.
+            let i = if n == 100 { dup.clone() } else { issue(&c, &u, None, NOW, None) };
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move { (store.insert_tokens(&i, CAPS, NOW).await, i) }));
+        }
+        let mut failures = 0;
+        for t in tasks {
+            let (result, i) = t.await.unwrap();
+            match result {
+                Ok(()) => assert!(store.find_access_token(&i.access.token_hash).await.unwrap().is_some()),
+                Err(StoreError::Conflict(_)) => {
+                    assert_eq!(i.access.token_hash, dup.access.token_hash);
+                    failures += 1;
+                }
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+        assert_eq!(failures, 1);
     }
 }
