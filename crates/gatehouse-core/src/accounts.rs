@@ -22,7 +22,7 @@ impl From<StoreError> for AccountError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(_) => AccountError::LoginTaken,
-            StoreError::Backend(cause) => {
+            StoreError::Backend(cause) | StoreError::Retryable(cause) => {
                 tracing::error!(%cause, "storage failure");
                 AccountError::Storage
             }

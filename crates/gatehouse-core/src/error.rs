@@ -101,6 +101,10 @@ pub enum StoreError {
     Conflict(String),
     #[error("storage backend error: {0}")]
     Backend(String),
+    /// A transient conflict between transactions (a deadlock or serialization failure)
+    /// that retrying did not resolve.
+    #[error("transient storage conflict: {0}")]
+    Retryable(String),
 }
 
 impl From<StoreError> for OAuthError {
@@ -111,6 +115,10 @@ impl From<StoreError> for OAuthError {
                 // The cause may name tables or values: log it, never return it.
                 tracing::error!(%cause, "storage failure");
                 OAuthError::server_error()
+            }
+            StoreError::Retryable(cause) => {
+                tracing::warn!(%cause, "storage conflict persisted after retries");
+                OAuthError::new(ErrorCode::TemporarilyUnavailable, "the server is busy; try again")
             }
         }
     }

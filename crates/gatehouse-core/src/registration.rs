@@ -22,7 +22,7 @@ impl From<StoreError> for RegistrationError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(_) => RegistrationError::NameTaken,
-            StoreError::Backend(cause) => {
+            StoreError::Backend(cause) | StoreError::Retryable(cause) => {
                 tracing::error!(%cause, "storage failure");
                 RegistrationError::Storage
             }

@@ -53,11 +53,13 @@ impl PgStore {
         caps: gatehouse_core::policy::RefreshCaps,
         now: i64,
     ) -> gatehouse_core::store::StoreResult<()> {
-        use crate::sql_store::db_err;
-        let mut tx = self.begin_write().await.map_err(db_err)?;
-        store_impl::store_new_grant(&mut tx, issue, caps, now).await.map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(())
+        use crate::sql_store::{db_err, retrying};
+        retrying(|| async move {
+            let mut tx = self.begin_write().await.map_err(db_err)?;
+            store_impl::store_new_grant(&mut tx, issue, caps, now).await.map_err(db_err)?;
+            tx.commit().await.map_err(db_err)
+        })
+        .await
     }
 }
 

@@ -7,7 +7,11 @@
 //! that foreign-key checks take); empty on SQLite, whose write transactions are already
 //! exclusive.
 
+use std::future::Future;
+use std::time::Duration;
+
 use gatehouse_core::error::StoreError;
+use gatehouse_core::store::StoreResult;
 
 /// Maps a database error to the store's error, keeping the cause for the log.
 pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
@@ -15,7 +19,69 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(d) if d.is_unique_violation() => {
             StoreError::Conflict(d.constraint().unwrap_or("unique").to_string())
         }
+        // PostgreSQL's serialization_failure and deadlock_detected: the transaction
+        // lost a race and may simply be run again.
+        sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40001") | Some("40P01")) => {
+            StoreError::Retryable(e.to_string())
+        }
         _ => StoreError::Backend(e.to_string()),
+    }
+}
+
+const ATTEMPTS: u32 = 5;
+
+/// Runs a write transaction again when it failed on a transient conflict, with a short
+/// growing pause; any other outcome is returned as it is.
+pub(crate) async fn retrying<T, F, Fut>(mut transaction: F) -> StoreResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = StoreResult<T>>,
+{
+    let mut attempt = 1;
+    loop {
+        match transaction().await {
+            Err(StoreError::Retryable(cause)) if attempt < ATTEMPTS => {
+                tracing::debug!(%cause, attempt, "retrying a transaction after a conflict");
+                tokio::time::sleep(Duration::from_millis(5 << attempt)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test]
+    async fn transient_conflicts_are_retried_then_reported() {
+        let calls = AtomicU32::new(0);
+        let r: StoreResult<u32> = retrying(|| async {
+            let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+            if n < 3 { Err(StoreError::Retryable("deadlock".into())) } else { Ok(n) }
+        })
+        .await;
+        assert_eq!(r.unwrap(), 3);
+
+        calls.store(0, Ordering::SeqCst);
+        let r: StoreResult<()> = retrying(|| async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(StoreError::Retryable("serialization".into()))
+        })
+        .await;
+        assert!(matches!(r, Err(StoreError::Retryable(_))));
+        assert_eq!(calls.load(Ordering::SeqCst), ATTEMPTS);
+
+        calls.store(0, Ordering::SeqCst);
+        let r: StoreResult<()> = retrying(|| async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(StoreError::Backend("disk full".into()))
+        })
+        .await;
+        assert!(matches!(r, Err(StoreError::Backend(_))));
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "other errors are not retried");
     }
 }
 
@@ -38,7 +104,7 @@ macro_rules! impl_store {
             use sqlx::{Row, Transaction};
 
             use super::$Store;
-            use crate::sql_store::{conflict_as, db_err};
+            use crate::sql_store::{conflict_as, db_err, retrying};
 
             type Tx = Transaction<'static, $Db>;
 
@@ -307,23 +373,26 @@ macro_rules! impl_store {
                 }
 
                 async fn delete_client(&self, id: &str) -> StoreResult<bool> {
-                    let mut tx = self.begin_write().await.map_err(db_err)?;
-                    for sql in [
-                        "DELETE FROM access_tokens WHERE client_id = $1",
-                        "DELETE FROM refresh_tokens WHERE client_id = $1",
-                        "DELETE FROM authorization_codes WHERE client_id = $1",
-                        "DELETE FROM consents WHERE client_id = $1",
-                    ] {
-                        sqlx::query(sql).bind(id).execute(&mut *tx).await.map_err(db_err)?;
-                    }
-                    let n = sqlx::query("DELETE FROM clients WHERE id = $1")
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?
-                        .rows_affected();
-                    tx.commit().await.map_err(db_err)?;
-                    Ok(n > 0)
+                    retrying(|| async move {
+                        let mut tx = self.begin_write().await.map_err(db_err)?;
+                        for sql in [
+                            "DELETE FROM access_tokens WHERE client_id = $1",
+                            "DELETE FROM refresh_tokens WHERE client_id = $1",
+                            "DELETE FROM authorization_codes WHERE client_id = $1",
+                            "DELETE FROM consents WHERE client_id = $1",
+                        ] {
+                            sqlx::query(sql).bind(id).execute(&mut *tx).await.map_err(db_err)?;
+                        }
+                        let n = sqlx::query("DELETE FROM clients WHERE id = $1")
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?
+                            .rows_affected();
+                        tx.commit().await.map_err(db_err)?;
+                        Ok(n > 0)
+                    })
+                    .await
                 }
 
                 async fn rotate_client_secret(
@@ -429,35 +498,41 @@ macro_rules! impl_store {
                     caps: RefreshCaps,
                     now: i64,
                 ) -> StoreResult<Redemption> {
-                    let mut tx = self.begin_write().await.map_err(db_err)?;
-                    // The conditional update is the single point where concurrent
-                    // redemptions are decided: exactly one sees a row change.
-                    let won = sqlx::query("UPDATE authorization_codes SET used = 1 WHERE code_hash = $1 AND used = 0")
-                        .bind(code_hash)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?
-                        .rows_affected()
-                        == 1;
-                    if !won {
-                        tx.rollback().await.map_err(db_err)?;
-                        return Ok(Redemption::AlreadyUsed);
-                    }
-                    store_new_grant(&mut tx, issue, caps, now).await.map_err(db_err)?;
-                    tx.commit().await.map_err(db_err)?;
-                    Ok(Redemption::Issued)
+                    retrying(|| async move {
+                        let mut tx = self.begin_write().await.map_err(db_err)?;
+                        // The conditional update is the single point where concurrent
+                        // redemptions are decided: exactly one sees a row change.
+                        let won = sqlx::query("UPDATE authorization_codes SET used = 1 WHERE code_hash = $1 AND used = 0")
+                            .bind(code_hash)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?
+                            .rows_affected()
+                            == 1;
+                        if !won {
+                            tx.rollback().await.map_err(db_err)?;
+                            return Ok(Redemption::AlreadyUsed);
+                        }
+                        store_new_grant(&mut tx, issue, caps, now).await.map_err(db_err)?;
+                        tx.commit().await.map_err(db_err)?;
+                        Ok(Redemption::Issued)
+                    })
+                    .await
                 }
 
                 async fn revoke_tokens_from_code(&self, code_hash: &str) -> StoreResult<()> {
-                    let mut tx = self.begin_write().await.map_err(db_err)?;
-                    for sql in [
-                        "UPDATE access_tokens SET revoked = 1 WHERE code_hash = $1",
-                        "UPDATE refresh_tokens SET revoked = 1 WHERE code_hash = $1",
-                    ] {
-                        sqlx::query(sql).bind(code_hash).execute(&mut *tx).await.map_err(db_err)?;
-                    }
-                    tx.commit().await.map_err(db_err)?;
-                    Ok(())
+                    retrying(|| async move {
+                        let mut tx = self.begin_write().await.map_err(db_err)?;
+                        for sql in [
+                            "UPDATE access_tokens SET revoked = 1 WHERE code_hash = $1",
+                            "UPDATE refresh_tokens SET revoked = 1 WHERE code_hash = $1",
+                        ] {
+                            sqlx::query(sql).bind(code_hash).execute(&mut *tx).await.map_err(db_err)?;
+                        }
+                        tx.commit().await.map_err(db_err)?;
+                        Ok(())
+                    })
+                    .await
                 }
 
                 async fn insert_tokens(&self, issue: &TokenIssue, caps: RefreshCaps, now: i64) -> StoreResult<()> {
@@ -484,38 +559,44 @@ macro_rules! impl_store {
                 }
 
                 async fn rotate_refresh_token(&self, old_hash: &str, issue: &TokenIssue, now: i64) -> StoreResult<Rotation> {
-                    let mut tx = self.begin_write().await.map_err(db_err)?;
-                    let won = sqlx::query(
-                        "UPDATE refresh_tokens SET rotated_at = $2 \
-                         WHERE token_hash = $1 AND rotated_at IS NULL AND revoked = 0",
-                    )
-                    .bind(old_hash)
-                    .bind(now)
-                    .execute(&mut *tx)
+                    retrying(|| async move {
+                        let mut tx = self.begin_write().await.map_err(db_err)?;
+                        let won = sqlx::query(
+                            "UPDATE refresh_tokens SET rotated_at = $2 \
+                             WHERE token_hash = $1 AND rotated_at IS NULL AND revoked = 0",
+                        )
+                        .bind(old_hash)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?
+                        .rows_affected()
+                            == 1;
+                        if !won {
+                            tx.rollback().await.map_err(db_err)?;
+                            return Ok(Rotation::NotLive);
+                        }
+                        // One live token replaces another: the caps are unchanged.
+                        insert_issue(&mut tx, issue).await.map_err(db_err)?;
+                        tx.commit().await.map_err(db_err)?;
+                        Ok(Rotation::Rotated)
+                    })
                     .await
-                    .map_err(db_err)?
-                    .rows_affected()
-                        == 1;
-                    if !won {
-                        tx.rollback().await.map_err(db_err)?;
-                        return Ok(Rotation::NotLive);
-                    }
-                    // One live token replaces another: the caps are unchanged.
-                    insert_issue(&mut tx, issue).await.map_err(db_err)?;
-                    tx.commit().await.map_err(db_err)?;
-                    Ok(Rotation::Rotated)
                 }
 
                 async fn revoke_family(&self, family_id: &str) -> StoreResult<()> {
-                    let mut tx = self.begin_write().await.map_err(db_err)?;
-                    for sql in [
-                        "UPDATE refresh_tokens SET revoked = 1 WHERE family_id = $1",
-                        "UPDATE access_tokens SET revoked = 1 WHERE family_id = $1",
-                    ] {
-                        sqlx::query(sql).bind(family_id).execute(&mut *tx).await.map_err(db_err)?;
-                    }
-                    tx.commit().await.map_err(db_err)?;
-                    Ok(())
+                    retrying(|| async move {
+                        let mut tx = self.begin_write().await.map_err(db_err)?;
+                        for sql in [
+                            "UPDATE refresh_tokens SET revoked = 1 WHERE family_id = $1",
+                            "UPDATE access_tokens SET revoked = 1 WHERE family_id = $1",
+                        ] {
+                            sqlx::query(sql).bind(family_id).execute(&mut *tx).await.map_err(db_err)?;
+                        }
+                        tx.commit().await.map_err(db_err)?;
+                        Ok(())
+                    })
+                    .await
                 }
 
                 async fn revoke_access_token(&self, token_hash: &str) -> StoreResult<()> {
@@ -547,40 +628,43 @@ macro_rules! impl_store {
                     scopes: &ScopeSet,
                     now: i64,
                 ) -> StoreResult<()> {
-                    let mut tx = self.begin_write().await.map_err(db_err)?;
-                    // Make sure the row exists first, so that the locking read below has
-                    // a row to lock even on the first grant: two first grants at once
-                    // then queue instead of one overwriting the other.
-                    sqlx::query(
-                        "INSERT INTO consents (user_id, client_id, scopes, granted_at, updated_at) \
-                         VALUES ($1, $2, '', $3, $3) ON CONFLICT (user_id, client_id) DO NOTHING",
-                    )
-                    .bind(user_id)
-                    .bind(client_id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-                    let earlier: String = sqlx::query_scalar(concat!(
-                        "SELECT scopes FROM consents WHERE user_id = $1 AND client_id = $2",
-                        $lock
-                    ))
-                    .bind(user_id)
-                    .bind(client_id)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-                    let merged = ScopeSet::from_stored(&earlier).union(scopes);
-                    sqlx::query("UPDATE consents SET scopes = $3, updated_at = $4 WHERE user_id = $1 AND client_id = $2")
+                    retrying(|| async move {
+                        let mut tx = self.begin_write().await.map_err(db_err)?;
+                        // Make sure the row exists first, so that the locking read below has
+                        // a row to lock even on the first grant: two first grants at once
+                        // then queue instead of one overwriting the other.
+                        sqlx::query(
+                            "INSERT INTO consents (user_id, client_id, scopes, granted_at, updated_at) \
+                             VALUES ($1, $2, '', $3, $3) ON CONFLICT (user_id, client_id) DO NOTHING",
+                        )
                         .bind(user_id)
                         .bind(client_id)
-                        .bind(merged.to_space_separated())
                         .bind(now)
                         .execute(&mut *tx)
                         .await
                         .map_err(db_err)?;
-                    tx.commit().await.map_err(db_err)?;
-                    Ok(())
+                        let earlier: String = sqlx::query_scalar(concat!(
+                            "SELECT scopes FROM consents WHERE user_id = $1 AND client_id = $2",
+                            $lock
+                        ))
+                        .bind(user_id)
+                        .bind(client_id)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                        let merged = ScopeSet::from_stored(&earlier).union(scopes);
+                        sqlx::query("UPDATE consents SET scopes = $3, updated_at = $4 WHERE user_id = $1 AND client_id = $2")
+                            .bind(user_id)
+                            .bind(client_id)
+                            .bind(merged.to_space_separated())
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                        tx.commit().await.map_err(db_err)?;
+                        Ok(())
+                    })
+                    .await
                 }
 
                 async fn purge_expired(&self, now: i64) -> StoreResult<u64> {
