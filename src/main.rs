@@ -259,6 +259,12 @@ async fn serve(auth: Authority, file: &FileConfig, listen: Option<String>, issue
         purge_interval: file.purge_interval(),
     };
     tracing::info!(%local, issuer = %config.issuer, "gatehouse listening");
+    if !config.secure_cookies() && !is_loopback_issuer(&config.issuer) {
+        tracing::warn!(
+            issuer = %config.issuer,
+            "the issuer is plain http on a non-loopback host: session cookies cannot be Secure; serve Gatehouse over https in production"
+        );
+    }
     let state = AppState::new(auth, config);
     let shutdown = async {
         shutdown_signal().await;
@@ -285,4 +291,9 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+fn is_loopback_issuer(issuer: &str) -> bool {
+    let host = issuer.trim_start_matches("http://").split(['/', ':']).next().unwrap_or("");
+    host == "localhost" || host.starts_with("127.") || issuer.starts_with("http://[::1]")
 }

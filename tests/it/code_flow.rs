@@ -136,11 +136,21 @@ async fn codes_are_single_use_and_replay_revokes_the_tokens() {
 }
 
 #[tokio::test]
+async fn redirect_uri_sent_at_authorize_must_be_repeated() {
+    let f = Fixture::new().await;
+    let code = f.code("user_read").await;
+    let (status, body) = f.server.token(&f.client, &[("grant_type", "authorization_code"), ("code", &code)]).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    let (status, _) = f.server.token(&f.client, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)]).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn codes_expire_after_sixty_seconds() {
     let f = Fixture::new().await;
     let code = f.code("").await;
     f.server.clock.advance(61);
-    let (status, body) = f.server.token(&f.client, &[("grant_type", "authorization_code"), ("code", &code)]).await;
+    let (status, body) = f.server.token(&f.client, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"], "invalid_grant");
 }
@@ -150,7 +160,7 @@ async fn code_is_bound_to_its_client_and_redirect_uri() {
     let f = Fixture::new().await;
     let other = f.server.add_client("Other", &f.user, gatehouse_core::model::ClientKind::Confidential, false).await;
     let code = f.code("").await;
-    let (status, body) = f.server.token(&other, &[("grant_type", "authorization_code"), ("code", &code)]).await;
+    let (status, body) = f.server.token(&other, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)]).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
     let (status, body) = f
         .server
@@ -176,6 +186,7 @@ pub async fn concurrent_redemptions(f: Fixture) {
         let form = vec![
             ("grant_type".to_string(), "authorization_code".to_string()),
             ("code".to_string(), code.clone()),
+            ("redirect_uri".to_string(), REDIRECT.to_string()),
             ("client_id".to_string(), f.client.id.clone()),
             ("client_secret".to_string(), f.client.secret.clone().unwrap()),
         ];

@@ -43,14 +43,14 @@ async fn include_granted_scopes_merges_earlier_grants() {
         .authorize_and_allow(&code_query(&f.client.id, "chat_login", "include_granted_scopes=true"), "alice")
         .await;
     let code = query_param(&url, "code").unwrap();
-    let (status, body) = f.server.token(&f.client, &[("grant_type", "authorization_code"), ("code", &code)]).await;
+    let (status, body) = f.server.token(&f.client, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)]).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["scope"], "chat_login user_read");
 
     // Without the flag only what was asked for is in the token.
     let url = f.browser.authorize_and_allow(&code_query(&f.client.id, "chat_login", ""), "alice").await;
     let code = query_param(&url, "code").unwrap();
-    let (_, body) = f.server.token(&f.client, &[("grant_type", "authorization_code"), ("code", &code)]).await;
+    let (_, body) = f.server.token(&f.client, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)]).await;
     assert_eq!(body["scope"], "chat_login");
 }
 

@@ -8,7 +8,10 @@ use crate::common::*;
 
 #[tokio::test]
 async fn malformed_requests_get_4xx_never_5xx() {
-    let f = Fixture::new().await;
+    malformed_requests(Fixture::new().await).await;
+}
+
+pub async fn malformed_requests(f: Fixture) {
     let http = f.server.http();
     let long = "x".repeat(100_000);
     let bodies: Vec<(&str, &str, Vec<u8>)> = vec![
@@ -21,10 +24,14 @@ async fn malformed_requests_get_4xx_never_5xx() {
         ("/oauth2/token", "application/x-www-form-urlencoded", vec![0xff, 0xfe, b'=', 0x80]),
         ("/oauth2/token", "text/plain", b"hello".to_vec()),
         ("/oauth2/revoke", "application/x-www-form-urlencoded", b"token=".to_vec()),
+        ("/oauth2/revoke", "application/x-www-form-urlencoded", b"client_id=%00&token=x".to_vec()),
+        ("/oauth2/introspect", "application/x-www-form-urlencoded", b"client_id=a%00b&client_secret=x&token=x".to_vec()),
+        ("/oauth2/token", "application/x-www-form-urlencoded", b"grant_type=client_credentials&client_id=%00&client_secret=x".to_vec()),
         ("/oauth2/revoke", "application/json", b"{}".to_vec()),
         ("/oauth2/introspect", "application/x-www-form-urlencoded", b"token=abc".to_vec()),
         ("/oauth2/authorize", "application/x-www-form-urlencoded", b"decision=allow".to_vec()),
         ("/login", "application/x-www-form-urlencoded", b"login=a&password=b".to_vec()),
+        ("/login", "application/x-www-form-urlencoded", b"login=%00&password=b&next=%2F%0A".to_vec()),
         ("/logout", "application/x-www-form-urlencoded", b"".to_vec()),
     ];
     for (path, ct, body) in bodies {
@@ -48,7 +55,10 @@ async fn malformed_requests_get_4xx_never_5xx() {
         let res = http.get(f.server.url("/oauth2/validate")).header("authorization", header).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{header}");
     }
-    for q in ["", "client_id=", "%ff%ff=%00", "response_type=code&client_id=x&redirect_uri=%zz", &format!("client_id={}", &long[..8000])] {
+    let nul_nonce = format!("{}&nonce=%00", code_query(&f.client.id, "", ""));
+    let res = f.browser.http.get(f.server.url(&format!("/oauth2/authorize?{nul_nonce}"))).send().await.unwrap();
+    assert_eq!(query_param(&location(&res), "error").as_deref(), Some("invalid_request"));
+    for q in ["", "client_id=", "client_id=%00", "%ff%ff=%00", "response_type=code&client_id=x&redirect_uri=%zz", &format!("client_id={}", &long[..8000])] {
         let res = http.get(f.server.url(&format!("/oauth2/authorize?{q}"))).send().await.unwrap();
         assert!(res.status().is_client_error(), "authorize?{q}: {}", res.status());
     }
@@ -132,6 +142,21 @@ async fn login_next_cannot_leave_the_site() {
         .await
         .unwrap();
     assert_eq!(location(&res), "/");
+
+    // Browsers drop tabs and newlines from URLs: "/<tab>/evil" would be "//evil".
+    for sneaky in ["/\t/evil.example", "/\n/evil.example", "/\\evil.example"] {
+        let page = f.browser.http.get(f.server.url("/login")).send().await.unwrap().text().await.unwrap();
+        let csrf = hidden_inputs(&page).into_iter().find(|(k, _)| k == "csrf").unwrap().1;
+        let res = f
+            .browser
+            .http
+            .post(f.server.url("/login"))
+            .form(&[("login", "alice"), ("password", PASSWORD), ("csrf", &csrf), ("next", sneaky)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!((res.status(), location(&res).as_str()), (StatusCode::SEE_OTHER, "/"), "{sneaky:?}");
+    }
 }
 
 #[tokio::test]

@@ -30,12 +30,12 @@ async fn public_client_with_s256_gets_tokens_without_a_secret() {
     let url = f.browser.authorize_and_allow(&code_query(&public.id, "user_read", &extra), "alice").await;
     let code = query_param(&url, "code").unwrap();
 
-    let (status, body) = f.server.token(&public, &[("grant_type", "authorization_code"), ("code", &code), ("code_verifier", "x".repeat(43).as_str())]).await;
+    let (status, body) = f.server.token(&public, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", "x".repeat(43).as_str())]).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
 
     let url = f.browser.authorize_and_allow(&code_query(&public.id, "user_read", &extra), "alice").await;
     let code = query_param(&url, "code").unwrap();
-    let (status, body) = f.server.token(&public, &[("grant_type", "authorization_code"), ("code", &code), ("code_verifier", VERIFIER)]).await;
+    let (status, body) = f.server.token(&public, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", VERIFIER)]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body["refresh_token"].is_string());
 }
@@ -55,7 +55,7 @@ async fn verifier_is_required_when_a_challenge_was_sent() {
     let extra = format!("code_challenge={}&code_challenge_method=S256", s256(VERIFIER));
     let url = f.browser.authorize_and_allow(&code_query(&f.client.id, "", &extra), "alice").await;
     let code = query_param(&url, "code").unwrap();
-    let (status, body) = f.server.token(&f.client, &[("grant_type", "authorization_code"), ("code", &code)]).await;
+    let (status, body) = f.server.token(&f.client, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)]).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
 }
 
@@ -63,6 +63,6 @@ async fn verifier_is_required_when_a_challenge_was_sent() {
 async fn verifier_for_a_code_issued_without_challenge_is_a_downgrade() {
     let f = Fixture::new().await;
     let code = f.code("").await;
-    let (status, body) = f.server.token(&f.client, &[("grant_type", "authorization_code"), ("code", &code), ("code_verifier", VERIFIER)]).await;
+    let (status, body) = f.server.token(&f.client, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", VERIFIER)]).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
 }

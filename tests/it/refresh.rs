@@ -122,7 +122,7 @@ async fn confidential_refresh_tokens_do_not_expire_public_ones_do_after_disuse()
     let extra = format!("code_challenge={}&code_challenge_method=S256", s256(&verifier));
     let url = f.browser.authorize_and_allow(&code_query(&public.id, "user_read", &extra), "alice").await;
     let code = query_param(&url, "code").unwrap();
-    let (_, pub_tokens) = f.server.token(&public, &[("grant_type", "authorization_code"), ("code", &code), ("code_verifier", &verifier)]).await;
+    let (_, pub_tokens) = f.server.token(&public, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &verifier)]).await;
     let conf_tokens = f.tokens("user_read").await;
 
     // 29 days in, a public refresh still works and starts the 30 days again.
@@ -164,7 +164,7 @@ async fn over_the_per_user_cap_the_oldest_across_clients_stops_working() {
     f.server.clock.advance(1);
     let url = f.browser.authorize_and_allow(&code_query(&other.id, "user_read", ""), "alice").await;
     let code = query_param(&url, "code").unwrap();
-    let (status, t3) = f.server.token(&other, &[("grant_type", "authorization_code"), ("code", &code)]).await;
+    let (status, t3) = f.server.token(&other, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)]).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(refresh(&f, &f.client, &s(&t1, "refresh_token")).await.0, StatusCode::BAD_REQUEST);
     assert_eq!(refresh(&f, &f.client, &s(&t2, "refresh_token")).await.0, StatusCode::OK);

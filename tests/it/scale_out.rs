@@ -36,7 +36,7 @@ async fn two_instances_share_sessions_codes_tokens_and_secrets() {
     let code = query_param(&location(&res), "code").expect("code");
 
     // The code is redeemed on B; the token validates on A.
-    let (status, tokens) = b.token(&client, &[("grant_type", "authorization_code"), ("code", &code)]).await;
+    let (status, tokens) = b.token(&client, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)]).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     let at = s(&tokens, "access_token");
     assert_eq!(a.validate(&at).await, StatusCode::OK);
@@ -93,4 +93,11 @@ async fn concurrent_refreshes_across_two_instances_yield_exactly_one_success() {
         ok += usize::from(status == StatusCode::OK);
     }
     assert_eq!(ok, 1);
+}
+
+#[tokio::test]
+async fn malformed_requests_on_postgres_get_4xx_never_5xx() {
+    let Some(db) = PgDatabase::create().await else { return };
+    let server = TestServer::start_on(Some(&db.url), Policy::default(), ServerConfig::default()).await;
+    crate::hardening::malformed_requests(Fixture::with(server).await).await;
 }

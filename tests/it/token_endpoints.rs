@@ -73,10 +73,11 @@ async fn introspection_reports_active_and_inactive_tokens() {
     assert_eq!(v["client_id"], f.client.id.as_str());
     assert_eq!(v["username"], "alice");
     assert_eq!(v["sub"], f.user.id.as_str());
-    assert_eq!(v["token_type"], "access_token");
+    assert_eq!(v["token_type"], "bearer");
+    assert_eq!(v["token_use"], "access_token");
     assert!(v["exp"].as_i64().unwrap() > v["iat"].as_i64().unwrap());
     let v = introspect(s(&t, "refresh_token")).await;
-    assert_eq!((v["active"].as_bool(), v["token_type"].as_str()), (Some(true), Some("refresh_token")));
+    assert_eq!((v["active"].as_bool(), v["token_use"].as_str()), (Some(true), Some("refresh_token")));
     assert_eq!(introspect("garbage".into()).await, serde_json::json!({"active": false}));
 
     f.server.clock.advance(3601);

@@ -62,6 +62,8 @@ pub struct AuthorizeRequest {
 #[derive(Debug, Clone)]
 pub struct RedirectTarget {
     pub uri: String,
+    /// The request named the URI; false when the sole registered one was used.
+    pub given: bool,
     pub state: Option<String>,
     pub fragment: bool,
 }
@@ -114,6 +116,9 @@ pub async fn validate(auth: &Authority, p: &AuthorizeParams) -> Result<Authorize
     let page = |e: OAuthError| AuthorizeError::Page(e);
     let client_id =
         p.client_id.as_deref().ok_or_else(|| page(OAuthError::invalid_request("client_id is required")))?;
+    if !crate::client_auth::plausible_client_id(client_id) {
+        return Err(page(OAuthError::invalid_client("unknown client_id")));
+    }
     let client = auth
         .store
         .find_client(client_id)
@@ -133,7 +138,7 @@ pub async fn validate(auth: &Authority, p: &AuthorizeParams) -> Result<Authorize
         Some("code") => ResponseType::Code,
         Some("token") => ResponseType::Token,
         _ => {
-            let target = RedirectTarget { uri: redirect_uri, state: p.state.clone(), fragment: false };
+            let target = RedirectTarget { uri: redirect_uri, given: p.redirect_uri.is_some(), state: p.state.clone(), fragment: false };
             return Err(AuthorizeError::Redirect(
                 target,
                 OAuthError::new(ErrorCode::UnsupportedResponseType, "response_type must be code or token"),
@@ -142,6 +147,7 @@ pub async fn validate(auth: &Authority, p: &AuthorizeParams) -> Result<Authorize
     };
     let redirect = RedirectTarget {
         uri: redirect_uri,
+        given: p.redirect_uri.is_some(),
         state: p.state.clone(),
         fragment: response_type == ResponseType::Token,
     };
@@ -163,6 +169,10 @@ pub async fn validate(auth: &Authority, p: &AuthorizeParams) -> Result<Authorize
         }
         _ => None,
     };
+    // The nonce is stored with the code: bound its size and keep it printable.
+    if p.nonce.as_deref().is_some_and(|n| n.len() > 512 || n.chars().any(char::is_control)) {
+        return Err(back(OAuthError::invalid_request("nonce is too long or has control characters")));
+    }
     let prompt = match p.prompt.as_deref() {
         None | Some("") => None,
         Some("none") => Some(Prompt::None),
@@ -240,6 +250,7 @@ pub async fn approve(
                 client_id: req.client.id.clone(),
                 user_id: user_id.to_string(),
                 redirect_uri: req.redirect.uri.clone(),
+                redirect_uri_given: req.redirect.given,
                 scopes,
                 code_challenge: req.code_challenge.as_ref().map(|(c, _)| c.clone()),
                 code_challenge_method: req.code_challenge.as_ref().map(|(_, m)| *m),

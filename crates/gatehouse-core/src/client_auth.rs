@@ -39,6 +39,13 @@ impl ClientCredentials {
     }
 }
 
+/// Client ids are issued by Gatehouse as short alphanumeric strings. Anything else
+/// (overlong, control characters, a NUL that PostgreSQL would refuse) cannot name a
+/// client, and is answered without asking the store.
+pub fn plausible_client_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 fn secret_matches(client: &Client, secret: &str, now: i64) -> bool {
     let current = client.secret_hash.as_deref().is_some_and(|h| verify_secret(secret, h));
     let previous = match (&client.previous_secret_hash, client.previous_secret_expires_at) {
@@ -53,6 +60,9 @@ fn secret_matches(client: &Client, secret: &str, now: i64) -> bool {
 pub async fn authenticate(auth: &Authority, creds: &ClientCredentials) -> Result<Client, OAuthError> {
     let (id, secret) = creds.id_and_secret()?;
     let id = id.ok_or_else(|| OAuthError::invalid_client("client authentication is required"))?;
+    if !plausible_client_id(id) {
+        return Err(OAuthError::invalid_client("client authentication failed"));
+    }
     let client = auth
         .store
         .find_client(id)
@@ -83,6 +93,9 @@ pub async fn identify_for_revocation(
         return authenticate(auth, creds).await;
     }
     let id = id.ok_or_else(|| OAuthError::invalid_client("client_id is required"))?;
+    if !plausible_client_id(id) {
+        return Err(OAuthError::invalid_client("client authentication failed"));
+    }
     auth.store
         .find_client(id)
         .await?

@@ -52,8 +52,13 @@ pub struct Introspection {
     pub username: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
+    /// RFC 7662 §2.2: the RFC 6749 §7.1 token type, `bearer`, for access tokens.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_type: Option<&'static str>,
+    /// Which kind of token this is: `access_token` or `refresh_token` (an extension, as
+    /// Ory Hydra's `token_use`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_use: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exp: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -75,7 +80,8 @@ pub async fn introspect(auth: &Authority, token: Option<&str>) -> Result<Introsp
             client_id: Some(t.client_id),
             username: info.user_login,
             sub: t.user_id,
-            token_type: Some("access_token"),
+            token_type: Some("bearer"),
+            token_use: Some("access_token"),
             exp: Some(t.expires_at),
             iat: Some(t.created_at),
         });
@@ -92,7 +98,8 @@ pub async fn introspect(auth: &Authority, token: Option<&str>) -> Result<Introsp
             client_id: Some(r.client_id),
             username,
             sub: Some(r.user_id),
-            token_type: Some("refresh_token"),
+            token_type: None,
+            token_use: Some("refresh_token"),
             exp: r.expires_at,
             iat: Some(r.created_at),
         });

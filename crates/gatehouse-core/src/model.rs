@@ -82,6 +82,9 @@ pub struct AuthorizationCode {
     pub client_id: String,
     pub user_id: String,
     pub redirect_uri: String,
+    /// The authorize request named `redirect_uri` (rather than relying on the sole
+    /// registered one), so the token request must repeat it (RFC 6749 §4.1.3).
+    pub redirect_uri_given: bool,
     pub scopes: ScopeSet,
     pub code_challenge: Option<String>,
     pub code_challenge_method: Option<pkce::Method>,

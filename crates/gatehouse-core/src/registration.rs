@@ -43,8 +43,8 @@ pub struct NewClient {
 /// Checks a registration: a name, a known category, at least one valid redirect URI.
 pub fn check(new: &NewClient) -> Result<(), RegistrationError> {
     let name = new.name.trim();
-    if name.is_empty() || name.chars().count() > 64 {
-        return Err(RegistrationError::Invalid("a name is 1 to 64 characters".into()));
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(RegistrationError::Invalid("a name is 1 to 64 printable characters".into()));
     }
     if !CATEGORIES.iter().any(|(k, _)| *k == new.category) {
         return Err(RegistrationError::Invalid(format!(

@@ -52,11 +52,19 @@ pub struct AppState {
     pub auth: Authority,
     pub config: Arc<ServerConfig>,
     pages: Arc<pages::Pages>,
+    /// Password checks allowed at once (one per core).
+    password_checks: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
     pub fn new(auth: Authority, config: ServerConfig) -> Self {
-        AppState { auth, config: Arc::new(config), pages: Arc::new(pages::Pages::new()) }
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        AppState {
+            auth,
+            config: Arc::new(config),
+            pages: Arc::new(pages::Pages::new()),
+            password_checks: Arc::new(tokio::sync::Semaphore::new(cores)),
+        }
     }
 }
 

@@ -111,7 +111,7 @@ macro_rules! impl_store {
             const USER_COLS: &str = "id, login, email, password_hash, created_at";
             const CLIENT_COLS: &str = "id, name, owner_user_id, category, kind, allow_implicit, \
                 redirect_uris, secret_hash, previous_secret_hash, previous_secret_expires_at, created_at";
-            const CODE_COLS: &str = "code_hash, client_id, user_id, redirect_uri, scopes, code_challenge, \
+            const CODE_COLS: &str = "code_hash, client_id, user_id, redirect_uri, redirect_uri_given, scopes, code_challenge, \
                 code_challenge_method, nonce, auth_time, created_at, expires_at, used";
             const REFRESH_COLS: &str = "token_hash, family_id, client_id, user_id, scopes, created_at, \
                 expires_at, rotated_at, revoked, code_hash";
@@ -153,6 +153,7 @@ macro_rules! impl_store {
                     client_id: r.try_get("client_id")?,
                     user_id: r.try_get("user_id")?,
                     redirect_uri: r.try_get("redirect_uri")?,
+                    redirect_uri_given: r.try_get::<i64, _>("redirect_uri_given")? != 0,
                     scopes: ScopeSet::from_stored(&r.try_get::<String, _>("scopes")?),
                     code_challenge: r.try_get("code_challenge")?,
                     code_challenge_method: method.as_deref().and_then(pkce::Method::parse),
@@ -277,6 +278,20 @@ macro_rules! impl_store {
                 .bind((caps.per_user - 1).max(0))
                 .execute(&mut **tx)
                 .await?;
+                Ok(())
+            }
+
+            /// Revokes the refresh and access tokens whose `column` is `value`.
+            /// A rotation in flight may insert a new token the first UPDATE's snapshot
+            /// cannot see (PostgreSQL, READ COMMITTED): the UPDATE waits on the row the
+            /// rotation locked and re-checks only that row. Each further statement sees
+            /// what committed meanwhile, so repeat until no live token is left; access
+            /// tokens go last, once every rotation that could add one has committed.
+            async fn revoke_until_none_live(tx: &mut Tx, column: &str, value: &str) -> Result<(), sqlx::Error> {
+                let refresh = format!("UPDATE refresh_tokens SET revoked = 1 WHERE {column} = $1 AND revoked = 0");
+                while sqlx::query(&refresh).bind(value).execute(&mut **tx).await?.rows_affected() > 0 {}
+                let access = format!("UPDATE access_tokens SET revoked = 1 WHERE {column} = $1 AND revoked = 0");
+                sqlx::query(&access).bind(value).execute(&mut **tx).await?;
                 Ok(())
             }
 
@@ -466,7 +481,8 @@ macro_rules! impl_store {
                     sqlx::query(
                         "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, \
                          scopes, code_challenge, code_challenge_method, nonce, auth_time, created_at, \
-                         expires_at, used) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0)",
+                         expires_at, used, redirect_uri_given) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12)",
                     )
                     .bind(&c.code_hash)
                     .bind(&c.client_id)
@@ -479,6 +495,7 @@ macro_rules! impl_store {
                     .bind(c.auth_time)
                     .bind(c.created_at)
                     .bind(c.expires_at)
+                    .bind(c.redirect_uri_given as i64)
                     .execute(self.writer())
                     .await
                     .map_err(db_err)?;
@@ -523,12 +540,7 @@ macro_rules! impl_store {
                 async fn revoke_tokens_from_code(&self, code_hash: &str) -> StoreResult<()> {
                     retrying(|| async move {
                         let mut tx = self.begin_write().await.map_err(db_err)?;
-                        for sql in [
-                            "UPDATE access_tokens SET revoked = 1 WHERE code_hash = $1",
-                            "UPDATE refresh_tokens SET revoked = 1 WHERE code_hash = $1",
-                        ] {
-                            sqlx::query(sql).bind(code_hash).execute(&mut *tx).await.map_err(db_err)?;
-                        }
+                        revoke_until_none_live(&mut tx, "code_hash", code_hash).await.map_err(db_err)?;
                         tx.commit().await.map_err(db_err)?;
                         Ok(())
                     })
@@ -587,12 +599,7 @@ macro_rules! impl_store {
                 async fn revoke_family(&self, family_id: &str) -> StoreResult<()> {
                     retrying(|| async move {
                         let mut tx = self.begin_write().await.map_err(db_err)?;
-                        for sql in [
-                            "UPDATE refresh_tokens SET revoked = 1 WHERE family_id = $1",
-                            "UPDATE access_tokens SET revoked = 1 WHERE family_id = $1",
-                        ] {
-                            sqlx::query(sql).bind(family_id).execute(&mut *tx).await.map_err(db_err)?;
-                        }
+                        revoke_until_none_live(&mut tx, "family_id", family_id).await.map_err(db_err)?;
                         tx.commit().await.map_err(db_err)?;
                         Ok(())
                     })

@@ -188,6 +188,7 @@ mod cases {
             client_id: c.id.clone(),
             user_id: u.id.clone(),
             redirect_uri: "http://localhost:3000/cb".into(),
+            redirect_uri_given: true,
             scopes: scopes("user_read chat_login"),
             code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
             code_challenge_method: Some(gatehouse_core::pkce::Method::S256),
@@ -259,6 +260,7 @@ mod cases {
         let got = store.find_code(&k.code_hash).await.unwrap().unwrap();
         assert_eq!(got.scopes, k.scopes);
         assert_eq!(got.code_challenge_method, Some(gatehouse_core::pkce::Method::S256));
+        assert!(got.redirect_uri_given);
         assert!(!got.used);
         let i1 = issue(&c, &u, None, NOW, Some(&k.code_hash));
         assert_eq!(store.redeem_code(&k.code_hash, &i1, CAPS, NOW).await.unwrap(), Redemption::Issued);

@@ -37,21 +37,29 @@ pub async fn exchange(
     if now >= record.expires_at {
         return Err(invalid());
     }
-    // RFC 6749 §4.1.3: redirect_uri must be sent, identically, if it was in the request.
-    // Gatehouse always binds the code to the redirect URI it used.
-    if req.redirect_uri.is_some_and(|r| r != record.redirect_uri) {
-        return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request"));
+    // RFC 6749 §4.1.3: if the authorize request named redirect_uri, the token request
+    // must repeat it exactly; if it relied on the sole registered URI, it may be left out.
+    match req.redirect_uri {
+        Some(r) if r != record.redirect_uri => {
+            return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request"));
+        }
+        None if record.redirect_uri_given => {
+            return Err(OAuthError::invalid_grant("redirect_uri is required: the authorization request sent one"));
+        }
+        _ => {}
     }
-    match (&record.code_challenge, record.code_challenge_method) {
-        (Some(challenge), Some(method)) => {
+    match &record.code_challenge {
+        Some(challenge) => {
             let verifier = req
                 .code_verifier
                 .ok_or_else(|| OAuthError::invalid_grant("code_verifier is required"))?;
+            // A challenge always has a method; should one be missing, S256 is the safe reading.
+            let method = record.code_challenge_method.unwrap_or(pkce::Method::S256);
             if !pkce::verify(verifier, challenge, method) {
                 return Err(OAuthError::invalid_grant("code_verifier does not match the challenge"));
             }
         }
-        _ => {
+        None => {
             if req.code_verifier.is_some() {
                 // RFC 9700 §4.8.2: a verifier for a code issued without a challenge is a
                 // sign of a PKCE downgrade attack.

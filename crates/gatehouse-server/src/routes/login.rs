@@ -4,7 +4,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use gatehouse_core::accounts::{decoy_hash, verify_password};
+use gatehouse_core::accounts::{check_login, decoy_hash, verify_password};
 use serde::Deserialize;
 
 use crate::params::Params;
@@ -12,10 +12,18 @@ use crate::session::Visitor;
 use crate::AppState;
 
 /// Only same-site paths may be returned to after sign-in: never `//host` or a URL,
-/// which would make /login an open redirector.
+/// which would make /login an open redirector. Browsers drop tabs and newlines from a
+/// URL and read `\` as `/`, so `/<tab>/evil` or `/\evil` would become `//evil`: a path
+/// with whitespace, control characters or backslashes is refused outright.
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => n.to_string(),
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\') =>
+        {
+            n.to_string()
+        }
         _ => "/".to_string(),
     }
 }
@@ -81,14 +89,22 @@ pub async fn submit(State(state): State<AppState>, headers: HeaderMap, body: Byt
     let login = p.get("login").unwrap_or("").trim().to_string();
     let password = p.get("password").unwrap_or("").to_string();
 
-    let user = match state.auth.store.find_user_by_login(&login).await {
-        Ok(u) => u,
-        Err(_) => return unavailable(&state),
+    // A login that breaks the rules cannot exist: no need to ask the store.
+    let user = match check_login(&login) {
+        Err(_) => None,
+        Ok(()) => match state.auth.store.find_user_by_login(&login).await {
+            Ok(u) => u,
+            Err(_) => return unavailable(&state),
+        },
     };
     // Verify against a decoy when the login is unknown, so timing does not tell which
-    // logins exist.
-    let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| decoy_hash().to_string());
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.unwrap_or(false);
+    // logins exist. Argon2id takes 19 MiB and tens of milliseconds: a semaphore keeps
+    // a flood of sign-ins from taking every thread and all memory.
+    let Ok(_permit) = state.password_checks.acquire().await else { return unavailable(&state) };
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let ok = tokio::task::spawn_blocking(move || verify_password(&password, hash.as_deref().unwrap_or_else(|| decoy_hash())))
+        .await
+        .unwrap_or(false);
     let Some(user) = user.filter(|_| ok) else {
         tracing::info!("failed sign-in");
         let msg = Some("Incorrect username or password.");
@@ -131,6 +147,9 @@ mod tests {
         assert_eq!(safe_next(Some("//evil.example")), "/");
         assert_eq!(safe_next(Some("/\\evil.example")), "/");
         assert_eq!(safe_next(Some("https://evil.example")), "/");
+        assert_eq!(safe_next(Some("/\t/evil.example")), "/");
+        assert_eq!(safe_next(Some("/\n")), "/");
+        assert_eq!(safe_next(Some("/a\\b")), "/");
         assert_eq!(safe_next(None), "/");
     }
 }

@@ -40,6 +40,7 @@ CREATE TABLE authorization_codes (
     client_id             TEXT NOT NULL REFERENCES clients (id) ON DELETE CASCADE,
     user_id               TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     redirect_uri          TEXT NOT NULL,
+    redirect_uri_given    BIGINT NOT NULL,
     scopes                TEXT NOT NULL,
     code_challenge        TEXT,
     code_challenge_method TEXT,
