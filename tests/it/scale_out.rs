@@ -101,3 +101,20 @@ async fn malformed_requests_on_postgres_get_4xx_never_5xx() {
     let server = TestServer::start_on(Some(&db.url), Policy::default(), ServerConfig::default()).await;
     crate::hardening::malformed_requests(Fixture::with(server).await).await;
 }
+
+#[tokio::test]
+async fn instances_starting_at_once_migrate_one_database_safely() {
+    let Some(db) = PgDatabase::create().await else { return };
+    // Each opens the store, which applies migrations under PostgreSQL's advisory lock.
+    let starts = (0..4).map(|_| {
+        let url = db.url.clone();
+        tokio::spawn(async move { gatehouse_store::PgStore::connect(&url).await.map(|_| ()) })
+    });
+    for s in starts.collect::<Vec<_>>() {
+        s.await.unwrap().expect("instance start");
+    }
+    let store = gatehouse_store::PgStore::connect(&db.url).await.unwrap();
+    let applied = store.migration_versions().await.unwrap();
+    let known: Vec<i64> = gatehouse_store::PgStore::migrator().iter().map(|m| m.version).collect();
+    assert_eq!(applied, known);
+}
