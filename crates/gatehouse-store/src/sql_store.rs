@@ -50,48 +50,6 @@ where
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    #[tokio::test]
-    async fn transient_conflicts_are_retried_then_reported() {
-        let calls = AtomicU32::new(0);
-        let r: StoreResult<u32> = retrying(|| async {
-            let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
-            if n < 3 { Err(StoreError::Retryable("deadlock".into())) } else { Ok(n) }
-        })
-        .await;
-        assert_eq!(r.unwrap(), 3);
-
-        calls.store(0, Ordering::SeqCst);
-        let r: StoreResult<()> = retrying(|| async {
-            calls.fetch_add(1, Ordering::SeqCst);
-            Err(StoreError::Retryable("serialization".into()))
-        })
-        .await;
-        assert!(matches!(r, Err(StoreError::Retryable(_))));
-        assert_eq!(calls.load(Ordering::SeqCst), ATTEMPTS);
-
-        calls.store(0, Ordering::SeqCst);
-        let r: StoreResult<()> = retrying(|| async {
-            calls.fetch_add(1, Ordering::SeqCst);
-            Err(StoreError::Backend("disk full".into()))
-        })
-        .await;
-        assert!(matches!(r, Err(StoreError::Backend(_))));
-        assert_eq!(calls.load(Ordering::SeqCst), 1, "other errors are not retried");
-    }
-}
-
-pub(crate) fn conflict_as(what: &str) -> impl Fn(StoreError) -> StoreError + '_ {
-    move |e| match e {
-        StoreError::Conflict(_) => StoreError::Conflict(what.to_string()),
-        other => other,
-    }
-}
-
 macro_rules! impl_store {
     ($Store:ident, $Db:ty, $Row:ty, $lock:literal) => {
         pub(crate) mod store_impl {
@@ -716,3 +674,45 @@ macro_rules! impl_store {
 }
 
 pub(crate) use impl_store;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test]
+    async fn transient_conflicts_are_retried_then_reported() {
+        let calls = AtomicU32::new(0);
+        let r: StoreResult<u32> = retrying(|| async {
+            let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+            if n < 3 { Err(StoreError::Retryable("deadlock".into())) } else { Ok(n) }
+        })
+        .await;
+        assert_eq!(r.unwrap(), 3);
+
+        calls.store(0, Ordering::SeqCst);
+        let r: StoreResult<()> = retrying(|| async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(StoreError::Retryable("serialization".into()))
+        })
+        .await;
+        assert!(matches!(r, Err(StoreError::Retryable(_))));
+        assert_eq!(calls.load(Ordering::SeqCst), ATTEMPTS);
+
+        calls.store(0, Ordering::SeqCst);
+        let r: StoreResult<()> = retrying(|| async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(StoreError::Backend("disk full".into()))
+        })
+        .await;
+        assert!(matches!(r, Err(StoreError::Backend(_))));
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "other errors are not retried");
+    }
+}
+
+pub(crate) fn conflict_as(what: &str) -> impl Fn(StoreError) -> StoreError + '_ {
+    move |e| match e {
+        StoreError::Conflict(_) => StoreError::Conflict(what.to_string()),
+        other => other,
+    }
+}

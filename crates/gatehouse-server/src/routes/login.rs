@@ -54,6 +54,19 @@ pub(crate) fn csrf_refused(state: &AppState) -> Response {
     )
 }
 
+/// Reads a form posted from one of our pages: its fields, and the visitor whose CSRF
+/// token it carries. Anything else is answered with an error page.
+async fn posted_form(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(Params, Visitor), Response> {
+    let Ok(p) = Params::from_form(headers, body) else {
+        return Err(state.pages.error(StatusCode::BAD_REQUEST, "Bad request", "The form could not be read."));
+    };
+    let Ok(visitor) = Visitor::load(state, headers).await else { return Err(unavailable(state)) };
+    if !visitor.csrf_ok(p.get("csrf")) {
+        return Err(csrf_refused(state));
+    }
+    Ok((p, visitor))
+}
+
 #[derive(Deserialize)]
 pub struct LoginQuery {
     next: Option<String>,
@@ -78,13 +91,10 @@ pub async fn form(State(state): State<AppState>, headers: HeaderMap, Query(q): Q
 }
 
 pub async fn submit(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let Ok(p) = Params::from_form(&headers, &body) else {
-        return state.pages.error(StatusCode::BAD_REQUEST, "Bad request", "The form could not be read.");
+    let (p, visitor) = match posted_form(&state, &headers, &body).await {
+        Ok(form) => form,
+        Err(refused) => return refused,
     };
-    let Ok(visitor) = Visitor::load(&state, &headers).await else { return unavailable(&state) };
-    if !visitor.csrf_ok(p.get("csrf")) {
-        return csrf_refused(&state);
-    }
     let next = safe_next(p.get("next"));
     let login = p.get("login").unwrap_or("").trim().to_string();
     let password = p.get("password").unwrap_or("").to_string();
@@ -123,13 +133,10 @@ pub async fn submit(State(state): State<AppState>, headers: HeaderMap, body: Byt
 }
 
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let Ok(p) = Params::from_form(&headers, &body) else {
-        return state.pages.error(StatusCode::BAD_REQUEST, "Bad request", "The form could not be read.");
+    let (p, visitor) = match posted_form(&state, &headers, &body).await {
+        Ok(form) => form,
+        Err(refused) => return refused,
     };
-    let Ok(visitor) = Visitor::load(&state, &headers).await else { return unavailable(&state) };
-    if !visitor.csrf_ok(p.get("csrf")) {
-        return csrf_refused(&state);
-    }
     let next = safe_next(p.get("next"));
     match visitor.sign_out(&state).await {
         Ok(v) => with_cookie(Redirect::to(&next).into_response(), &v),
