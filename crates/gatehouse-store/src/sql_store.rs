@@ -675,6 +675,13 @@ macro_rules! impl_store {
 
 pub(crate) use impl_store;
 
+pub(crate) fn conflict_as(what: &str) -> impl Fn(StoreError) -> StoreError + '_ {
+    move |e| match e {
+        StoreError::Conflict(_) => StoreError::Conflict(what.to_string()),
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -707,12 +714,5 @@ mod tests {
         .await;
         assert!(matches!(r, Err(StoreError::Backend(_))));
         assert_eq!(calls.load(Ordering::SeqCst), 1, "other errors are not retried");
-    }
-}
-
-pub(crate) fn conflict_as(what: &str) -> impl Fn(StoreError) -> StoreError + '_ {
-    move |e| match e {
-        StoreError::Conflict(_) => StoreError::Conflict(what.to_string()),
-        other => other,
     }
 }
