@@ -143,3 +143,112 @@ pub struct Consent {
     pub granted_at: i64,
     pub updated_at: i64,
 }
+
+/// A user's channel on the demo platform API.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Channel {
+    pub user_id: String,
+    pub status: String,
+    pub game: String,
+    pub stream_key: String,
+    pub last_commercial_at: Option<i64>,
+    pub updated_at: i64,
+}
+
+/// Edges between users on the demo platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relation {
+    Follow,
+    Block,
+    Subscription,
+}
+
+impl Relation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Relation::Follow => "follow",
+            Relation::Block => "block",
+            Relation::Subscription => "subscription",
+        }
+    }
+}
+
+/// A user on the other end of a relation, with when it began.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RelatedUser {
+    pub user_id: String,
+    pub login: String,
+    pub created_at: i64,
+}
+
+/// A token-bucket rate limit: `capacity` requests, refilled evenly over `window` seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateBudget {
+    pub capacity: i64,
+    pub window: i64,
+}
+
+/// What a bucket said about one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateDecision {
+    pub allowed: bool,
+    /// Whole requests left in the bucket after this one.
+    pub remaining: i64,
+    /// Seconds until the bucket is full again.
+    pub reset_after: i64,
+    /// Seconds until one request is allowed again (0 when allowed).
+    pub retry_after: i64,
+}
+
+impl RateBudget {
+    /// A full bucket, in thousandths of a request.
+    pub fn full_level(&self) -> i64 {
+        self.capacity.max(1) * 1000
+    }
+
+    /// The token-bucket arithmetic, in thousandths of a request so that integer storage
+    /// is exact on every backend. `level` is what the bucket held `elapsed` seconds ago
+    /// (None: a new bucket, full). Returns the decision and the level to store.
+    pub fn take(&self, level: Option<i64>, elapsed: i64) -> (RateDecision, i64) {
+        let full = self.full_level();
+        let window = self.window.max(1);
+        let refill = elapsed.max(0).saturating_mul(full) / window;
+        let mut level = level.map_or(full, |l| l.saturating_add(refill).min(full));
+        let allowed = level >= 1000;
+        if allowed {
+            level -= 1000;
+        }
+        let per_second = (full / window).max(1);
+        let seconds_for = |milli: i64| (milli + per_second - 1) / per_second;
+        let decision = RateDecision {
+            allowed,
+            remaining: level / 1000,
+            reset_after: seconds_for(full - level),
+            retry_after: if allowed { 0 } else { seconds_for(1000 - level).max(1) },
+        };
+        (decision, level)
+    }
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_empties_then_refills_over_its_window() {
+        let b = RateBudget { capacity: 3, window: 60 };
+        let (d, l) = b.take(None, 0);
+        assert_eq!((d.allowed, d.remaining), (true, 2));
+        let (d, l) = b.take(Some(l), 0);
+        assert_eq!((d.allowed, d.remaining), (true, 1));
+        let (d, l) = b.take(Some(l), 0);
+        assert_eq!((d.allowed, d.remaining, d.reset_after), (true, 0, 60));
+        let (d, l) = b.take(Some(l), 0);
+        assert_eq!((d.allowed, d.retry_after), (false, 20));
+        // One request comes back every 20 seconds.
+        let (d, l) = b.take(Some(l), 20);
+        assert_eq!((d.allowed, d.remaining), (true, 0));
+        let (d, _) = b.take(Some(l), 600);
+        assert_eq!((d.allowed, d.remaining), (true, 2), "refills no further than full");
+    }
+}

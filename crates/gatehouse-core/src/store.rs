@@ -107,6 +107,31 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> StoreResult<()>;
 
+    // The demo platform API's data
+    /// The user's channel, created with a fresh stream key on first use.
+    async fn channel(&self, user_id: &str, new_stream_key: &str, now: i64) -> StoreResult<Channel>;
+    async fn update_channel(
+        &self,
+        user_id: &str,
+        status: Option<&str>,
+        game: Option<&str>,
+        now: i64,
+    ) -> StoreResult<()>;
+    async fn set_stream_key(&self, user_id: &str, stream_key: &str, now: i64) -> StoreResult<()>;
+    async fn record_commercial(&self, user_id: &str, now: i64) -> StoreResult<()>;
+    /// Adds an edge; returns false if it was already there.
+    async fn relate(&self, kind: Relation, user_id: &str, target_user_id: &str, now: i64) -> StoreResult<bool>;
+    /// Removes an edge; returns false if there was none.
+    async fn unrelate(&self, kind: Relation, user_id: &str, target_user_id: &str) -> StoreResult<bool>;
+    /// The users `user_id` points at (whom they follow, block, subscribe to).
+    async fn related_to(&self, kind: Relation, user_id: &str) -> StoreResult<Vec<RelatedUser>>;
+    /// The users pointing at `target_user_id` (its followers, subscribers).
+    async fn related_from(&self, kind: Relation, target_user_id: &str) -> StoreResult<Vec<RelatedUser>>;
+
+    // Rate limits shared by every instance
+    /// Takes one request from the named bucket, atomically.
+    async fn take_rate_token(&self, bucket: &str, budget: RateBudget, now: i64) -> StoreResult<RateDecision>;
+
     // Upkeep
     /// Deletes expired codes, sessions and tokens, and revoked tokens past any use.
     /// Works in small batches so it never holds the database for long. Returns rows deleted.

@@ -155,6 +155,10 @@ macro_rules! impl_store {
                 })
             }
 
+            fn related(r: &$Row) -> Result<RelatedUser, sqlx::Error> {
+                Ok(RelatedUser { user_id: r.try_get("id")?, login: r.try_get("login")?, created_at: r.try_get("created_at")? })
+            }
+
             fn consent(r: &$Row) -> Result<Consent, sqlx::Error> {
                 Ok(Consent {
                     user_id: r.try_get("user_id")?,
@@ -628,6 +632,164 @@ macro_rules! impl_store {
                             .map_err(db_err)?;
                         tx.commit().await.map_err(db_err)?;
                         Ok(())
+                    })
+                    .await
+                }
+
+                async fn channel(&self, user_id: &str, new_stream_key: &str, now: i64) -> StoreResult<Channel> {
+                    sqlx::query(
+                        "INSERT INTO api_channels (user_id, status, game, stream_key, last_commercial_at, updated_at) \
+                         VALUES ($1, '', '', $2, NULL, $3) ON CONFLICT (user_id) DO NOTHING",
+                    )
+                    .bind(user_id)
+                    .bind(new_stream_key)
+                    .bind(now)
+                    .execute(self.writer())
+                    .await
+                    .map_err(db_err)?;
+                    let r = sqlx::query(
+                        "SELECT user_id, status, game, stream_key, last_commercial_at, updated_at \
+                         FROM api_channels WHERE user_id = $1",
+                    )
+                    .bind(user_id)
+                    .fetch_one(self.writer())
+                    .await
+                    .map_err(db_err)?;
+                    (|| -> Result<Channel, sqlx::Error> {
+                        Ok(Channel {
+                            user_id: r.try_get("user_id")?,
+                            status: r.try_get("status")?,
+                            game: r.try_get("game")?,
+                            stream_key: r.try_get("stream_key")?,
+                            last_commercial_at: r.try_get("last_commercial_at")?,
+                            updated_at: r.try_get("updated_at")?,
+                        })
+                    })()
+                    .map_err(db_err)
+                }
+
+                async fn update_channel(&self, user_id: &str, status: Option<&str>, game: Option<&str>, now: i64) -> StoreResult<()> {
+                    sqlx::query(
+                        "UPDATE api_channels SET status = COALESCE($2, status), game = COALESCE($3, game), \
+                         updated_at = $4 WHERE user_id = $1",
+                    )
+                    .bind(user_id)
+                    .bind(status)
+                    .bind(game)
+                    .bind(now)
+                    .execute(self.writer())
+                    .await
+                    .map_err(db_err)?;
+                    Ok(())
+                }
+
+                async fn set_stream_key(&self, user_id: &str, stream_key: &str, now: i64) -> StoreResult<()> {
+                    sqlx::query("UPDATE api_channels SET stream_key = $2, updated_at = $3 WHERE user_id = $1")
+                        .bind(user_id)
+                        .bind(stream_key)
+                        .bind(now)
+                        .execute(self.writer())
+                        .await
+                        .map_err(db_err)?;
+                    Ok(())
+                }
+
+                async fn record_commercial(&self, user_id: &str, now: i64) -> StoreResult<()> {
+                    sqlx::query("UPDATE api_channels SET last_commercial_at = $2 WHERE user_id = $1")
+                        .bind(user_id)
+                        .bind(now)
+                        .execute(self.writer())
+                        .await
+                        .map_err(db_err)?;
+                    Ok(())
+                }
+
+                async fn relate(&self, kind: Relation, user_id: &str, target: &str, now: i64) -> StoreResult<bool> {
+                    let n = sqlx::query(
+                        "INSERT INTO api_relations (kind, user_id, target_user_id, created_at) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (kind, user_id, target_user_id) DO NOTHING",
+                    )
+                    .bind(kind.as_str())
+                    .bind(user_id)
+                    .bind(target)
+                    .bind(now)
+                    .execute(self.writer())
+                    .await
+                    .map_err(db_err)?
+                    .rows_affected();
+                    Ok(n > 0)
+                }
+
+                async fn unrelate(&self, kind: Relation, user_id: &str, target: &str) -> StoreResult<bool> {
+                    let n = sqlx::query("DELETE FROM api_relations WHERE kind = $1 AND user_id = $2 AND target_user_id = $3")
+                        .bind(kind.as_str())
+                        .bind(user_id)
+                        .bind(target)
+                        .execute(self.writer())
+                        .await
+                        .map_err(db_err)?
+                        .rows_affected();
+                    Ok(n > 0)
+                }
+
+                async fn related_to(&self, kind: Relation, user_id: &str) -> StoreResult<Vec<RelatedUser>> {
+                    let rows = sqlx::query(
+                        "SELECT u.id, u.login, r.created_at FROM api_relations r JOIN users u ON u.id = r.target_user_id \
+                         WHERE r.kind = $1 AND r.user_id = $2 ORDER BY r.created_at, u.login",
+                    )
+                    .bind(kind.as_str())
+                    .bind(user_id)
+                    .fetch_all(self.reader())
+                    .await
+                    .map_err(db_err)?;
+                    rows.iter().map(related).collect::<Result<_, _>>().map_err(db_err)
+                }
+
+                async fn related_from(&self, kind: Relation, target: &str) -> StoreResult<Vec<RelatedUser>> {
+                    let rows = sqlx::query(
+                        "SELECT u.id, u.login, r.created_at FROM api_relations r JOIN users u ON u.id = r.user_id \
+                         WHERE r.kind = $1 AND r.target_user_id = $2 ORDER BY r.created_at, u.login",
+                    )
+                    .bind(kind.as_str())
+                    .bind(target)
+                    .fetch_all(self.reader())
+                    .await
+                    .map_err(db_err)?;
+                    rows.iter().map(related).collect::<Result<_, _>>().map_err(db_err)
+                }
+
+                async fn take_rate_token(&self, bucket: &str, budget: RateBudget, now: i64) -> StoreResult<RateDecision> {
+                    retrying(|| async move {
+                        let mut tx = self.begin_write().await.map_err(db_err)?;
+                        // Insert first so that the locking read always has a row to lock.
+                        sqlx::query(
+                            "INSERT INTO rate_buckets (bucket, level, updated_at) VALUES ($1, $2, $3) \
+                             ON CONFLICT (bucket) DO NOTHING",
+                        )
+                        .bind(bucket)
+                        .bind(budget.full_level())
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                        let row = sqlx::query(concat!("SELECT level, updated_at FROM rate_buckets WHERE bucket = $1", $lock))
+                            .bind(bucket)
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                        let level: i64 = row.try_get("level").map_err(db_err)?;
+                        let updated_at: i64 = row.try_get("updated_at").map_err(db_err)?;
+                        let (decision, level) = budget.take(Some(level), now - updated_at);
+                        // Keep the time of the last refill only when it was counted.
+                        sqlx::query("UPDATE rate_buckets SET level = $2, updated_at = $3 WHERE bucket = $1")
+                            .bind(bucket)
+                            .bind(level)
+                            .bind(now.max(updated_at))
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                        tx.commit().await.map_err(db_err)?;
+                        Ok(decision)
                     })
                     .await
                 }

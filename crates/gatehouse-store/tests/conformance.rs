@@ -104,6 +104,8 @@ on_every_backend!(
     deleting_a_client_removes_its_grants,
     purge_removes_only_what_is_past_use,
     concurrent_token_inserts_are_all_stored_and_a_bad_one_fails_alone,
+    platform_channels_and_relations_round_trip,
+    rate_buckets_empty_refill_and_hold_under_concurrency,
 );
 
 #[test]
@@ -467,5 +469,56 @@ mod cases {
             }
         }
         assert_eq!(failures, 1);
+    }
+
+    pub async fn platform_channels_and_relations_round_trip(store: Arc<dyn Store>) {
+        let alice = user(&*store, "alice").await;
+        let bob = user(&*store, "bob").await;
+        let ch = store.channel(&alice.id, "key1", NOW).await.unwrap();
+        assert_eq!((ch.stream_key.as_str(), ch.status.as_str()), ("key1", ""));
+        // A second call finds the channel; it does not make a new one.
+        assert_eq!(store.channel(&alice.id, "key2", NOW).await.unwrap().stream_key, "key1");
+        store.update_channel(&alice.id, Some("Speedrunning"), None, NOW + 1).await.unwrap();
+        store.update_channel(&alice.id, None, Some("Celeste"), NOW + 2).await.unwrap();
+        store.set_stream_key(&alice.id, "key3", NOW + 3).await.unwrap();
+        store.record_commercial(&alice.id, NOW + 4).await.unwrap();
+        let ch = store.channel(&alice.id, "unused", NOW).await.unwrap();
+        assert_eq!((ch.status.as_str(), ch.game.as_str(), ch.stream_key.as_str()), ("Speedrunning", "Celeste", "key3"));
+        assert_eq!(ch.last_commercial_at, Some(NOW + 4));
+
+        assert!(store.relate(Relation::Follow, &bob.id, &alice.id, NOW).await.unwrap());
+        assert!(!store.relate(Relation::Follow, &bob.id, &alice.id, NOW).await.unwrap());
+        assert!(store.relate(Relation::Subscription, &bob.id, &alice.id, NOW).await.unwrap());
+        let follows = store.related_to(Relation::Follow, &bob.id).await.unwrap();
+        assert_eq!(follows.iter().map(|r| r.login.as_str()).collect::<Vec<_>>(), vec!["alice"]);
+        let subs = store.related_from(Relation::Subscription, &alice.id).await.unwrap();
+        assert_eq!(subs.iter().map(|r| r.login.as_str()).collect::<Vec<_>>(), vec!["bob"]);
+        assert!(store.related_to(Relation::Block, &bob.id).await.unwrap().is_empty());
+        assert!(store.unrelate(Relation::Follow, &bob.id, &alice.id).await.unwrap());
+        assert!(!store.unrelate(Relation::Follow, &bob.id, &alice.id).await.unwrap());
+    }
+
+    pub async fn rate_buckets_empty_refill_and_hold_under_concurrency(store: Arc<dyn Store>) {
+        let budget = RateBudget { capacity: 3, window: 60 };
+        for left in [2, 1, 0] {
+            let d = store.take_rate_token("client:a", budget, NOW).await.unwrap();
+            assert_eq!((d.allowed, d.remaining), (true, left));
+        }
+        let d = store.take_rate_token("client:a", budget, NOW).await.unwrap();
+        assert_eq!((d.allowed, d.retry_after), (false, 20));
+        assert!(store.take_rate_token("client:b", budget, NOW).await.unwrap().allowed, "buckets are separate");
+        assert!(store.take_rate_token("client:a", budget, NOW + 20).await.unwrap().allowed);
+
+        let budget = RateBudget { capacity: 10, window: 60 };
+        let mut tasks = Vec::new();
+        for _ in 0..40 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move { store.take_rate_token("burst", budget, NOW).await.unwrap().allowed }));
+        }
+        let mut allowed = 0;
+        for t in tasks {
+            allowed += usize::from(t.await.unwrap());
+        }
+        assert_eq!(allowed, 10);
     }
 }
