@@ -20,8 +20,11 @@ pub struct FileConfig {
     pub issuer: Option<String>,
     pub scope_as_array: Option<bool>,
     pub purge_interval_seconds: Option<u64>,
+    pub api_query_tokens: Option<bool>,
     #[serde(default)]
     pub policy: PolicyConfig,
+    #[serde(default)]
+    pub rate_limits: RateLimitConfig,
     /// Replaces the default scope catalog when given.
     pub scopes: Option<Vec<ScopeDef>>,
 }
@@ -39,7 +42,43 @@ pub struct PolicyConfig {
     pub session_ttl: Option<i64>,
 }
 
+/// Budgets: `capacity` requests refilled over `window_seconds`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Demo API, per client (app tokens) or per client and user (user tokens).
+    pub api: Option<i64>,
+    /// Token endpoint, per client.
+    pub token: Option<i64>,
+    /// Sign-in attempts, per client address.
+    pub login: Option<i64>,
+    pub window_seconds: Option<i64>,
+    /// Share buckets between instances through the database (default: on for PostgreSQL).
+    pub shared: Option<bool>,
+    pub trust_forwarded_for: Option<bool>,
+}
+
 impl FileConfig {
+    pub fn rate_limits(&self, database_url: &str) -> Result<gatehouse_server::RateLimits, String> {
+        let d = gatehouse_server::RateLimits::default();
+        let r = &self.rate_limits;
+        let window = r.window_seconds.unwrap_or(d.api.window);
+        let budget = |name: &str, v: Option<i64>, default: i64| {
+            let capacity = v.unwrap_or(default);
+            if capacity <= 0 || window <= 0 {
+                return Err(format!("rate_limits.{name} and window_seconds must be positive"));
+            }
+            Ok(gatehouse_core::model::RateBudget { capacity, window })
+        };
+        Ok(gatehouse_server::RateLimits {
+            api: budget("api", r.api, d.api.capacity)?,
+            token: budget("token", r.token, d.token.capacity)?,
+            login: budget("login", r.login, d.login.capacity)?,
+            shared: r.shared.unwrap_or(database_url.starts_with("postgres")),
+            trust_forwarded_for: r.trust_forwarded_for.unwrap_or(false),
+        })
+    }
+
     /// Reads `path` if given (it must exist), else `./gatehouse.toml` if that exists.
     pub fn load(path: Option<&Path>) -> Result<FileConfig, String> {
         let path: PathBuf = match path {

@@ -136,13 +136,16 @@ fn main() -> ExitCode {
     }
 }
 
-async fn authority(global: &GlobalOpts, file: &FileConfig) -> Result<Authority, String> {
-    let url = global
+fn database_url(global: &GlobalOpts, file: &FileConfig) -> String {
+    global
         .database_url
         .clone()
         .or_else(|| file.database_url.clone())
-        .unwrap_or_else(|| config::DEFAULT_DATABASE_URL.to_string());
-    let store = gatehouse_store::open(&url).await?;
+        .unwrap_or_else(|| config::DEFAULT_DATABASE_URL.to_string())
+}
+
+async fn authority(global: &GlobalOpts, file: &FileConfig) -> Result<Authority, String> {
+    let store = gatehouse_store::open(&database_url(global, file)).await?;
     let mut auth = Authority::new(store);
     auth.policy = file.policy()?;
     auth.catalog = file.catalog()?;
@@ -153,7 +156,10 @@ async fn run(cli: Cli) -> Result<(), String> {
     let file = FileConfig::load(cli.global.config.as_deref())?;
     let auth = authority(&cli.global, &file).await?;
     match cli.command {
-        Command::Serve { listen, issuer } => serve(auth, &file, listen, issuer).await,
+        Command::Serve { listen, issuer } => {
+            let limits = file.rate_limits(&database_url(&cli.global, &file))?;
+            serve(auth, &file, limits, listen, issuer).await
+        }
         Command::Migrate => {
             println!("database is up to date");
             Ok(())
@@ -248,7 +254,13 @@ async fn client_command(auth: &Authority, cmd: ClientCommand) -> Result<(), Stri
     }
 }
 
-async fn serve(auth: Authority, file: &FileConfig, listen: Option<String>, issuer: Option<String>) -> Result<(), String> {
+async fn serve(
+    auth: Authority,
+    file: &FileConfig,
+    rate_limits: gatehouse_server::RateLimits,
+    listen: Option<String>,
+    issuer: Option<String>,
+) -> Result<(), String> {
     let listen = listen.or_else(|| file.listen.clone()).unwrap_or_else(|| config::DEFAULT_LISTEN.to_string());
     let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
@@ -257,6 +269,8 @@ async fn serve(auth: Authority, file: &FileConfig, listen: Option<String>, issue
         issuer: issuer.trim_end_matches('/').to_string(),
         scope_as_array: file.scope_as_array.unwrap_or(false),
         purge_interval: file.purge_interval(),
+        rate_limits,
+        api_query_tokens: file.api_query_tokens.unwrap_or(true),
     };
     tracing::info!(%local, issuer = %config.issuer, "gatehouse listening");
     if !config.secure_cookies() && !is_loopback_issuer(&config.issuer) {

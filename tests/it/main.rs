@@ -3,6 +3,7 @@
 
 mod common;
 
+mod api;
 mod authorize_errors;
 mod cli;
 mod client_auth;

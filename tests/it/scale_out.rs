@@ -118,3 +118,23 @@ async fn instances_starting_at_once_migrate_one_database_safely() {
     let known: Vec<i64> = gatehouse_store::PgStore::migrator().iter().map(|m| m.version).collect();
     assert_eq!(applied, known);
 }
+
+#[tokio::test]
+async fn the_api_budget_holds_across_instances() {
+    let Some(db) = PgDatabase::create().await else { return };
+    let budget = gatehouse_core::model::RateBudget { capacity: 6, window: 60 };
+    let limits = gatehouse_server::RateLimits { api: budget, shared: true, ..Default::default() };
+    let config = || ServerConfig { rate_limits: limits.clone(), ..Default::default() };
+    let a = TestServer::start_on(Some(&db.url), Policy::default(), config()).await;
+    let b = TestServer::start_on(Some(&db.url), Policy::default(), config()).await;
+    let f = Fixture::with(a).await;
+    let t = s(&f.tokens("").await, "access_token");
+    let http = f.server.http();
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let base = if i % 2 == 0 { &f.server.base } else { &b.base };
+        let res = http.get(format!("{base}/api/user")).bearer_auth(&t).send().await.unwrap();
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(statuses, vec![200, 200, 200, 200, 200, 200, 429, 429], "six requests in all, whichever instance serves them");
+}

@@ -218,8 +218,8 @@ impl RateBudget {
         if allowed {
             level -= 1000;
         }
-        let per_second = (full / window).max(1);
-        let seconds_for = |milli: i64| (milli + per_second - 1) / per_second;
+        // Seconds for the bucket to regain `milli`, rounded up.
+        let seconds_for = |milli: i64| (milli.saturating_mul(window) + full - 1) / full;
         let decision = RateDecision {
             allowed,
             remaining: level / 1000,

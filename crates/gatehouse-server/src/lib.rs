@@ -5,6 +5,7 @@ mod error;
 mod http_log;
 mod pages;
 mod params;
+mod rate_limit;
 mod routes;
 mod security_headers;
 mod session;
@@ -16,6 +17,7 @@ use axum::Router;
 use gatehouse_core::Authority;
 
 pub use error::ApiError;
+pub use rate_limit::RateLimits;
 
 /// Settings the HTTP layer needs beyond the core's policy.
 #[derive(Debug, Clone)]
@@ -28,6 +30,9 @@ pub struct ServerConfig {
     pub scope_as_array: bool,
     /// How often expired codes, tokens and sessions are deleted.
     pub purge_interval: Duration,
+    pub rate_limits: RateLimits,
+    /// Accept access tokens in the query string on the demo API (`?oauth_token=`).
+    pub api_query_tokens: bool,
 }
 
 impl Default for ServerConfig {
@@ -36,6 +41,8 @@ impl Default for ServerConfig {
             issuer: "http://127.0.0.1:8080".into(),
             scope_as_array: false,
             purge_interval: Duration::from_secs(60),
+            rate_limits: RateLimits::default(),
+            api_query_tokens: true,
         }
     }
 }
@@ -54,6 +61,7 @@ pub struct AppState {
     pages: Arc<pages::Pages>,
     /// Password checks allowed at once (one per core).
     password_checks: Arc<tokio::sync::Semaphore>,
+    buckets: Arc<rate_limit::MemoryBuckets>,
 }
 
 impl AppState {
@@ -64,12 +72,13 @@ impl AppState {
             config: Arc::new(config),
             pages: Arc::new(pages::Pages::new()),
             password_checks: Arc::new(tokio::sync::Semaphore::new(cores)),
+            buckets: Arc::default(),
         }
     }
 }
 
 pub fn router(state: AppState) -> Router {
-    routes::router()
+    routes::router(&state)
         .layer(axum::middleware::from_fn(security_headers::add))
         .layer(axum::middleware::from_fn(http_log::log))
         .with_state(state)
@@ -84,6 +93,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let purge = tokio::spawn(purge_loop(state.clone()));
     let app = router(state);
+    // The peer address feeds the per-IP sign-in limit.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     purge.abort();
     result

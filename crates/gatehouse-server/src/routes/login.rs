@@ -8,6 +8,7 @@ use gatehouse_core::accounts::{check_login, decoy_hash, verify_password};
 use serde::Deserialize;
 
 use crate::params::Params;
+use crate::rate_limit::{self, Peer};
 use crate::session::Visitor;
 use crate::AppState;
 
@@ -90,12 +91,21 @@ pub async fn form(State(state): State<AppState>, headers: HeaderMap, Query(q): Q
     render_form(&state, &visitor, &next, "", None, StatusCode::OK).await
 }
 
-pub async fn submit(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: HeaderMap, body: Bytes) -> Response {
     let (p, visitor) = match posted_form(&state, &headers, &body).await {
         Ok(form) => form,
         Err(refused) => return refused,
     };
     let next = safe_next(p.get("next"));
+    // Against password guessing: a budget of attempts per client address.
+    let budget = state.config.rate_limits.login;
+    let decision = state.take_rate(&format!("login:{}", state.client_ip(&headers, peer)), budget).await;
+    if !decision.allowed {
+        let msg = format!("Too many sign-in attempts. Try again in {} seconds.", decision.retry_after);
+        let mut res = render_form(&state, &visitor, &next, "", Some(&msg), StatusCode::TOO_MANY_REQUESTS).await;
+        rate_limit::add_headers(res.headers_mut(), budget, &decision);
+        return res;
+    }
     let login = p.get("login").unwrap_or("").trim().to_string();
     let password = p.get("password").unwrap_or("").to_string();
 

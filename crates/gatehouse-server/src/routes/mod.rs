@@ -1,5 +1,6 @@
 //! The HTTP surface of DESIGN.md, one module per concern.
 
+mod api;
 mod authorize;
 mod login;
 mod meta;
@@ -11,8 +12,9 @@ use axum::Router;
 
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
+        .merge(api::router(state))
         .route("/", get(meta::home))
         .route("/healthz", get(meta::healthz))
         .route("/static/style.css", get(meta::stylesheet))

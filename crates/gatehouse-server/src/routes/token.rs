@@ -11,6 +11,7 @@ use gatehouse_core::{ErrorCode, OAuthError};
 
 use crate::error::ApiError;
 use crate::params::Params;
+use crate::rate_limit;
 use crate::AppState;
 
 pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
@@ -21,6 +22,12 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
     }
     let auth = &state.auth;
     let client = authenticate(auth, &p.client_credentials(&headers)?).await?;
+    // Counted after authentication, so nobody can spend another client's budget.
+    let budget = state.config.rate_limits.token;
+    let decision = state.take_rate(&format!("token:{}", client.id), budget).await;
+    if !decision.allowed {
+        return Ok(rate_limit::too_many(budget, &decision));
+    }
     let response = match grant_type {
         "authorization_code" => {
             let req = CodeExchange {
@@ -34,7 +41,9 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
         "refresh_token" => refresh_token::refresh(auth, &client, p.get("refresh_token"), p.get("scope")).await?,
         _ => client_credentials::issue(auth, &client, p.get("scope")).await?,
     };
-    Ok(token_json(&response, state.config.scope_as_array))
+    let mut res = token_json(&response, state.config.scope_as_array);
+    rate_limit::add_headers(res.headers_mut(), budget, &decision);
+    Ok(res)
 }
 
 pub fn token_json(r: &TokenResponse, scope_as_array: bool) -> Response {

@@ -1,0 +1,140 @@
+//! Token-bucket rate limits: per client (per client and user for user tokens) on the API
+//! and the token endpoint, per IP on sign-in. One instance keeps its buckets in memory;
+//! several instances share them through the database so the budget holds across them.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use gatehouse_core::model::{RateBudget, RateDecision};
+use gatehouse_guard::TokenInfo;
+
+use crate::AppState;
+
+/// The budgets, each `capacity` requests refilled over `window` seconds.
+#[derive(Debug, Clone)]
+pub struct RateLimits {
+    pub api: RateBudget,
+    pub token: RateBudget,
+    pub login: RateBudget,
+    /// Keep buckets in the database, shared by every instance (for PostgreSQL
+    /// deployments); otherwise in this process's memory.
+    pub shared: bool,
+    /// Take the client address from `X-Forwarded-For` (behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            // Twitch's kraken allowed 800 requests a minute per client.
+            api: RateBudget { capacity: 800, window: 60 },
+            token: RateBudget { capacity: 3000, window: 60 },
+            login: RateBudget { capacity: 20, window: 60 },
+            shared: false,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+/// Buckets of one process: level in thousandths of a request, and when it was counted.
+#[derive(Default)]
+pub struct MemoryBuckets(Mutex<HashMap<String, (i64, i64)>>);
+
+const MAX_MEMORY_BUCKETS: usize = 100_000;
+
+impl MemoryBuckets {
+    fn take(&self, key: &str, budget: RateBudget, now: i64) -> RateDecision {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_MEMORY_BUCKETS && !map.contains_key(key) {
+            // Forget buckets that have refilled: they hold no information.
+            map.retain(|_, (level, at)| budget.take(Some(*level), now - *at).1 + 1000 < budget.full_level());
+        }
+        let prior = map.get(key).copied();
+        let (decision, level) = budget.take(prior.map(|(l, _)| l), prior.map_or(0, |(_, at)| now - at));
+        map.insert(key.to_string(), (level, now.max(prior.map_or(now, |(_, at)| at))));
+        decision
+    }
+}
+
+impl AppState {
+    /// Takes one request from bucket `key`. If the shared store fails, the request is
+    /// let through: an outage of the limiter must not become an outage of the API.
+    pub(crate) async fn take_rate(&self, key: &str, budget: RateBudget) -> RateDecision {
+        let now = self.auth.now();
+        if self.config.rate_limits.shared {
+            match self.auth.store.take_rate_token(key, budget, now).await {
+                Ok(d) => return d,
+                Err(e) => tracing::warn!(error = %e, "rate limit store unavailable; allowing the request"),
+            }
+            return RateDecision { allowed: true, remaining: 0, reset_after: 0, retry_after: 0 };
+        }
+        self.buckets.take(key, budget, now)
+    }
+
+    /// The client's address, for per-IP limits.
+    pub(crate) fn client_ip(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
+        if self.config.rate_limits.trust_forwarded_for {
+            if let Some(first) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()).and_then(|v| v.split(',').next()) {
+                return first.trim().to_string();
+            }
+        }
+        peer.map(|p| p.ip().to_string()).unwrap_or_else(|| "unknown".into())
+    }
+}
+
+/// `Ratelimit-*` headers (draft-ietf-httpapi-ratelimit-headers), and `Retry-After` on 429.
+pub(crate) fn add_headers(headers: &mut HeaderMap, budget: RateBudget, d: &RateDecision) {
+    let mut set = |name: &'static str, v: i64| {
+        if let Ok(v) = HeaderValue::from_str(&v.to_string()) {
+            headers.insert(name, v);
+        }
+    };
+    set("ratelimit-limit", budget.capacity);
+    set("ratelimit-remaining", d.remaining);
+    set("ratelimit-reset", d.reset_after);
+    if !d.allowed {
+        set("retry-after", d.retry_after);
+    }
+}
+
+pub(crate) fn too_many(budget: RateBudget, d: &RateDecision) -> Response {
+    let msg = format!("rate limit exceeded; try again in {} seconds", d.retry_after);
+    let body = serde_json::json!({ "error": "too_many_requests", "error_description": msg, "status": 429, "message": msg });
+    let mut res = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    add_headers(res.headers_mut(), budget, d);
+    res
+}
+
+/// API middleware, after authentication: one bucket per client for app tokens, per
+/// (client, user) for user tokens.
+pub async fn api(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(token) = req.extensions().get::<TokenInfo>() else { return next.run(req).await };
+    let key = match &token.user_id {
+        Some(user) => format!("api:{}:{}", token.client_id, user),
+        None => format!("api:{}", token.client_id),
+    };
+    let budget = state.config.rate_limits.api;
+    let decision = state.take_rate(&key, budget).await;
+    if !decision.allowed {
+        return too_many(budget, &decision);
+    }
+    let mut res = next.run(req).await;
+    add_headers(res.headers_mut(), budget, &decision);
+    res
+}
+
+/// The peer's address, when the server was started with connect info.
+pub(crate) struct Peer(pub Option<SocketAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)))
+    }
+}

@@ -1,0 +1,278 @@
+//! The demo platform API, built with gatehouse-guard. Every scope of the default catalog
+//! guards at least one endpoint; the table is in the README ("Protecting your API").
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put, MethodRouter};
+use axum::{Json, Router};
+use gatehouse_core::model::{Channel, Relation, RelatedUser, User};
+use gatehouse_core::secret::random_token;
+use gatehouse_guard::{authenticate, require_scope, Guard, GuardError, Token};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::params::Params;
+use crate::{rate_limit, AppState};
+
+/// `route` guarded by `scope`.
+fn needs(scope: &'static str, route: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    route.route_layer(from_fn_with_state(scope, require_scope))
+}
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    let guard = Arc::new(Guard::local(state.auth.clone()).allow_query_tokens(state.config.api_query_tokens));
+    Router::new()
+        .route("/api/user", get(user))
+        .route("/api/user/email", needs("user_read", get(email)))
+        .route("/api/user/follows", get(follows))
+        .route("/api/user/follows/{login}", needs("user_follows_edit", put(follow).delete(unfollow)))
+        .route("/api/user/blocks", needs("user_blocks_read", get(blocks)))
+        .route("/api/user/blocks/{login}", needs("user_blocks_edit", put(block).delete(unblock)))
+        .route("/api/user/subscriptions", needs("user_subscriptions", get(user_subscriptions)))
+        .route("/api/channel", get(channel).merge(needs("channel_editor", put(edit_channel))))
+        .route(
+            "/api/channel/stream_key",
+            needs("channel_read", get(stream_key)).merge(needs("channel_stream", delete(reset_stream_key))),
+        )
+        .route("/api/channel/commercial", needs("channel_commercial", post(commercial)))
+        .route("/api/channel/subscriptions", needs("channel_subscriptions", get(channel_subscribers)))
+        .route("/api/channel/subscriptions/{login}", needs("channel_check_subscription", get(check_subscription)))
+        .route("/api/chat/login", needs("chat_login", get(chat_login)))
+        // Layers run outside in: authenticate, then count against the rate limit.
+        .route_layer(from_fn_with_state(state.clone(), rate_limit::api))
+        .route_layer(from_fn_with_state(guard, authenticate))
+}
+
+/// An API error in the same JSON shape as every other Gatehouse error.
+fn fail(status: StatusCode, error: &str, message: &str) -> Response {
+    let body = json!({ "error": error, "error_description": message, "status": status.as_u16(), "message": message });
+    (status, Json(body)).into_response()
+}
+
+fn unavailable() -> Response {
+    fail(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "try again shortly")
+}
+
+/// The signed-in user behind a user token; app tokens have none.
+async fn token_user(state: &AppState, token: &Token) -> Result<User, Response> {
+    let Some(user_id) = &token.0.user_id else {
+        return Err(GuardError::InvalidToken("this endpoint needs a user access token".into()).into_response());
+    };
+    match state.auth.store.find_user(user_id).await {
+        Ok(Some(u)) => Ok(u),
+        Ok(None) => Err(GuardError::InvalidToken("the token's user no longer exists".into()).into_response()),
+        Err(_) => Err(unavailable()),
+    }
+}
+
+/// The user's channel; made on first use with a fresh stream key.
+async fn my_channel(state: &AppState, user: &User) -> Result<Channel, Response> {
+    let key = format!("live_{}", random_token(30));
+    state.auth.store.channel(&user.id, &key, state.auth.now()).await.map_err(|_| unavailable())
+}
+
+async fn other_user(state: &AppState, login: &str) -> Result<User, Response> {
+    if gatehouse_core::accounts::check_login(login).is_err() {
+        return Err(fail(StatusCode::NOT_FOUND, "not_found", "no such user"));
+    }
+    match state.auth.store.find_user_by_login(login).await {
+        Ok(Some(u)) => Ok(u),
+        Ok(None) => Err(fail(StatusCode::NOT_FOUND, "not_found", "no such user")),
+        Err(_) => Err(unavailable()),
+    }
+}
+
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(r) => return r,
+        }
+    };
+}
+
+async fn user(State(state): State<AppState>, token: Token) -> Response {
+    let user = tri!(token_user(&state, &token).await);
+    let mut body = json!({ "id": user.id, "login": user.login, "created_at": user.created_at });
+    if token.0.has_scope("user_read") {
+        body["email"] = user.email.into();
+    }
+    Json(body).into_response()
+}
+
+async fn email(State(state): State<AppState>, token: Token) -> Response {
+    let user = tri!(token_user(&state, &token).await);
+    Json(json!({ "email": user.email })).into_response()
+}
+
+fn channel_json(user: &User, ch: &Channel, private: bool) -> Value {
+    let mut v = json!({
+        "user_id": user.id, "login": user.login, "status": ch.status, "game": ch.game, "updated_at": ch.updated_at,
+    });
+    if private {
+        v["stream_key"] = ch.stream_key.clone().into();
+        v["email"] = user.email.clone().into();
+    }
+    v
+}
+
+async fn channel(State(state): State<AppState>, token: Token) -> Response {
+    let user = tri!(token_user(&state, &token).await);
+    let ch = tri!(my_channel(&state, &user).await);
+    Json(channel_json(&user, &ch, token.0.has_scope("channel_read"))).into_response()
+}
+
+#[derive(Deserialize, Default)]
+struct ChannelEdit {
+    status: Option<String>,
+    game: Option<String>,
+}
+
+/// Reads a form or JSON body (a form may also carry `oauth_token`, which is ignored here).
+fn body<T: serde::de::DeserializeOwned + Default>(headers: &HeaderMap, bytes: &Bytes) -> Result<T, Response> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let bad = || fail(StatusCode::BAD_REQUEST, "invalid_request", "the body could not be read");
+    if bytes.is_empty() {
+        Ok(T::default())
+    } else if ct.starts_with("application/json") {
+        serde_json::from_slice(bytes).map_err(|_| bad())
+    } else {
+        Params::parse(bytes).map_err(|_| bad())?.decode().map_err(|_| bad())
+    }
+}
+
+async fn edit_channel(State(state): State<AppState>, token: Token, headers: HeaderMap, bytes: Bytes) -> Response {
+    let user = tri!(token_user(&state, &token).await);
+    let edit: ChannelEdit = tri!(body(&headers, &bytes));
+    for v in [&edit.status, &edit.game].into_iter().flatten() {
+        if v.chars().count() > 140 || v.chars().any(char::is_control) {
+            return fail(StatusCode::BAD_REQUEST, "invalid_request", "status and game are at most 140 printable characters");
+        }
+    }
+    tri!(my_channel(&state, &user).await);
+    let now = state.auth.now();
+    if state.auth.store.update_channel(&user.id, edit.status.as_deref(), edit.game.as_deref(), now).await.is_err() {
+        return unavailable();
+    }
+    let ch = tri!(my_channel(&state, &user).await);
+    Json(channel_json(&user, &ch, token.0.has_scope("channel_read"))).into_response()
+}
+
+async fn stream_key(State(state): State<AppState>, token: Token) -> Response {
+    let user = tri!(token_user(&state, &token).await);
+    let ch = tri!(my_channel(&state, &user).await);
+    Json(json!({ "stream_key": ch.stream_key })).into_response()
+}
+
+async fn reset_stream_key(State(state): State<AppState>, token: Token) -> Response {
+    let user = tri!(token_user(&state, &token).await);
+    tri!(my_channel(&state, &user).await);
+    let key = format!("live_{}", random_token(30));
+    if state.auth.store.set_stream_key(&user.id, &key, state.auth.now()).await.is_err() {
+        return unavailable();
+    }
+    Json(json!({ "stream_key": key })).into_response()
+}
+
+#[derive(Deserialize, Default)]
+struct Commercial {
+    length: Option<String>,
+}
+
+async fn commercial(State(state): State<AppState>, token: Token, headers: HeaderMap, bytes: Bytes) -> Response {
+    let user = tri!(token_user(&state, &token).await);
+    let req: Commercial = tri!(body(&headers, &bytes));
+    let length: i64 = match req.length.as_deref().unwrap_or("30").parse() {
+        Ok(l) if [30, 60, 90, 120, 150, 180].contains(&l) => l,
+        _ => return fail(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "length must be 30, 60, 90, 120, 150 or 180"),
+    };
+    tri!(my_channel(&state, &user).await);
+    if state.auth.store.record_commercial(&user.id, state.auth.now()).await.is_err() {
+        return unavailable();
+    }
+    Json(json!({ "length": length, "message": format!("a {length} second commercial is running") })).into_response()
+}
+
+fn people(list: Vec<RelatedUser>, field: &str) -> Response {
+    let items: Vec<Value> = list.iter().map(|r| json!({ "login": r.login, "user_id": r.user_id, "created_at": r.created_at })).collect();
+    Json(json!({ "_total": items.len(), field: items })).into_response()
+}
+
+async fn list(state: &AppState, token: &Token, kind: Relation, outgoing: bool, field: &str) -> Response {
+    let user = tri!(token_user(state, token).await);
+    let store = &state.auth.store;
+    let found = if outgoing { store.related_to(kind, &user.id).await } else { store.related_from(kind, &user.id).await };
+    match found {
+        Ok(l) => people(l, field),
+        Err(_) => unavailable(),
+    }
+}
+
+async fn follows(State(state): State<AppState>, token: Token) -> Response {
+    list(&state, &token, Relation::Follow, true, "follows").await
+}
+
+async fn blocks(State(state): State<AppState>, token: Token) -> Response {
+    list(&state, &token, Relation::Block, true, "blocks").await
+}
+
+async fn user_subscriptions(State(state): State<AppState>, token: Token) -> Response {
+    list(&state, &token, Relation::Subscription, true, "subscriptions").await
+}
+
+async fn channel_subscribers(State(state): State<AppState>, token: Token) -> Response {
+    list(&state, &token, Relation::Subscription, false, "subscriptions").await
+}
+
+async fn set_relation(state: &AppState, token: &Token, kind: Relation, login: &str, on: bool) -> Response {
+    let user = tri!(token_user(state, token).await);
+    let other = tri!(other_user(state, login).await);
+    if other.id == user.id {
+        return fail(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "that would be yourself");
+    }
+    let store = &state.auth.store;
+    let done = if on { store.relate(kind, &user.id, &other.id, state.auth.now()).await } else { store.unrelate(kind, &user.id, &other.id).await };
+    match done {
+        Ok(_) if on => Json(json!({ "login": other.login, "user_id": other.id })).into_response(),
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(_) => unavailable(),
+    }
+}
+
+async fn follow(State(state): State<AppState>, token: Token, Path(login): Path<String>) -> Response {
+    set_relation(&state, &token, Relation::Follow, &login, true).await
+}
+
+async fn unfollow(State(state): State<AppState>, token: Token, Path(login): Path<String>) -> Response {
+    set_relation(&state, &token, Relation::Follow, &login, false).await
+}
+
+async fn block(State(state): State<AppState>, token: Token, Path(login): Path<String>) -> Response {
+    set_relation(&state, &token, Relation::Block, &login, true).await
+}
+
+async fn unblock(State(state): State<AppState>, token: Token, Path(login): Path<String>) -> Response {
+    set_relation(&state, &token, Relation::Block, &login, false).await
+}
+
+async fn check_subscription(State(state): State<AppState>, token: Token, Path(login): Path<String>) -> Response {
+    let user = tri!(token_user(&state, &token).await);
+    let other = tri!(other_user(&state, &login).await);
+    match state.auth.store.related_from(Relation::Subscription, &user.id).await {
+        Ok(subs) => match subs.into_iter().find(|s| s.user_id == other.id) {
+            Some(s) => Json(json!({ "login": s.login, "user_id": s.user_id, "created_at": s.created_at })).into_response(),
+            None => fail(StatusCode::NOT_FOUND, "not_found", "that user is not subscribed to your channel"),
+        },
+        Err(_) => unavailable(),
+    }
+}
+
+async fn chat_login(State(state): State<AppState>, token: Token) -> Response {
+    let user = tri!(token_user(&state, &token).await);
+    Json(json!({ "login": user.login, "chat_server": "irc://chat.gatehouse.invalid:6667", "allowed": true })).into_response()
+}
