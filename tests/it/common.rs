@@ -140,7 +140,16 @@ pub fn hidden_inputs(html: &str) -> Vec<(String, String)> {
 
 /// The hidden fields of the consent form alone (the page has a sign-out form too).
 pub fn consent_form_fields(html: &str) -> Vec<(String, String)> {
-    let start = html.find("action=\"/oauth2/authorize\"").expect("consent form");
+    form_fields(html, "/oauth2/authorize")
+}
+
+/// The hidden fields of the form that posts to `action`.
+pub fn form_fields(html: &str, action: &str) -> Vec<(String, String)> {
+    // A templated action is HTML-escaped: "/" may arrive as "&#x2f;".
+    let start = html
+        .find(&format!("action=\"{action}\""))
+        .or_else(|| html.find(&format!("action=\"{}\"", action.replace('/', "&#x2f;"))))
+        .unwrap_or_else(|| panic!("no form for {action}: {html}"));
     let end = html[start..].find("</form>").expect("form end") + start;
     hidden_inputs(&html[start..end])
 }

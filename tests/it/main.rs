@@ -9,6 +9,7 @@ mod cli;
 mod client_auth;
 mod code_flow;
 mod consent;
+mod device;
 mod hardening;
 mod implicit_and_app_tokens;
 mod pkce;

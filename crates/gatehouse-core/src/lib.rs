@@ -10,6 +10,7 @@ pub mod authority;
 pub mod authorize;
 pub mod client_auth;
 pub mod clock;
+pub mod device;
 pub mod error;
 pub mod grant;
 pub mod inspect;

@@ -252,3 +252,50 @@ mod rate_tests {
         assert_eq!((d.allowed, d.remaining), (true, 2), "refills no further than full");
     }
 }
+
+/// Where a device authorization (RFC 8628) stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceStatus {
+    Pending,
+    Approved,
+    Denied,
+    /// Exchanged for tokens: nothing more to give.
+    Used,
+}
+
+impl DeviceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceStatus::Pending => "pending",
+            DeviceStatus::Approved => "approved",
+            DeviceStatus::Denied => "denied",
+            DeviceStatus::Used => "used",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(DeviceStatus::Pending),
+            "approved" => Some(DeviceStatus::Approved),
+            "denied" => Some(DeviceStatus::Denied),
+            "used" => Some(DeviceStatus::Used),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DeviceAuthorization {
+    pub device_code_hash: String,
+    /// SHA-256 of the normalised user code (letters only, upper case).
+    pub user_code_hash: String,
+    pub client_id: String,
+    pub scopes: ScopeSet,
+    pub status: DeviceStatus,
+    pub user_id: Option<String>,
+    pub auth_time: Option<i64>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// Seconds the device must wait between polls; grows by 5 at each `slow_down`.
+    pub interval: i64,
+    pub last_poll_at: Option<i64>,
+}

@@ -107,6 +107,24 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> StoreResult<()>;
 
+    // Device authorization (RFC 8628)
+    async fn insert_device(&self, device: &DeviceAuthorization) -> StoreResult<()>;
+    async fn find_device_by_user_code(&self, user_code_hash: &str) -> StoreResult<Option<DeviceAuthorization>>;
+    /// Atomically records a poll at `now` and returns the authorization as it was
+    /// before, and whether the poll came sooner than its interval allows; if so the
+    /// interval grows by 5 seconds (RFC 8628 §3.5, `slow_down`).
+    async fn poll_device(&self, device_code_hash: &str, now: i64) -> StoreResult<Option<(DeviceAuthorization, bool)>>;
+    /// Approves or denies a pending, unexpired authorization; false if it was not pending.
+    async fn decide_device(
+        &self,
+        device_code_hash: &str,
+        approve: Option<(&str, i64)>,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Atomically: mark an approved authorization used and store the tokens; or nothing.
+    async fn redeem_device(&self, device_code_hash: &str, issue: &TokenIssue, caps: RefreshCaps, now: i64)
+        -> StoreResult<Redemption>;
+
     // The demo platform API's data
     /// The user's channel, created with a fresh stream key on first use.
     async fn channel(&self, user_id: &str, new_stream_key: &str, now: i64) -> StoreResult<Channel>;

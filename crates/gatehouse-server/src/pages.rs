@@ -15,6 +15,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("login.html", include_str!("../templates/login.html")),
     ("consent.html", include_str!("../templates/consent.html")),
     ("error.html", include_str!("../templates/error.html")),
+    ("activate.html", include_str!("../templates/activate.html")),
+    ("device_done.html", include_str!("../templates/device_done.html")),
 ];
 
 pub const STYLESHEET: &str = include_str!("../static/style.css");

@@ -155,6 +155,27 @@ macro_rules! impl_store {
                 })
             }
 
+            const DEVICE_COLS: &str = "device_code_hash, user_code_hash, client_id, scopes, status, user_id, \
+                auth_time, created_at, expires_at, poll_interval, last_poll_at";
+
+            fn device(r: &$Row) -> Result<DeviceAuthorization, sqlx::Error> {
+                let status: String = r.try_get("status")?;
+                Ok(DeviceAuthorization {
+                    device_code_hash: r.try_get("device_code_hash")?,
+                    user_code_hash: r.try_get("user_code_hash")?,
+                    client_id: r.try_get("client_id")?,
+                    scopes: ScopeSet::from_stored(&r.try_get::<String, _>("scopes")?),
+                    status: DeviceStatus::parse(&status)
+                        .ok_or_else(|| sqlx::Error::Decode(format!("bad device status {status:?}").into()))?,
+                    user_id: r.try_get("user_id")?,
+                    auth_time: r.try_get("auth_time")?,
+                    created_at: r.try_get("created_at")?,
+                    expires_at: r.try_get("expires_at")?,
+                    interval: r.try_get("poll_interval")?,
+                    last_poll_at: r.try_get("last_poll_at")?,
+                })
+            }
+
             fn related(r: &$Row) -> Result<RelatedUser, sqlx::Error> {
                 Ok(RelatedUser { user_id: r.try_get("id")?, login: r.try_get("login")?, created_at: r.try_get("created_at")? })
             }
@@ -636,6 +657,97 @@ macro_rules! impl_store {
                     .await
                 }
 
+                async fn insert_device(&self, d: &DeviceAuthorization) -> StoreResult<()> {
+                    sqlx::query(
+                        "INSERT INTO device_authorizations (device_code_hash, user_code_hash, client_id, scopes, status, \
+                         user_id, auth_time, created_at, expires_at, poll_interval, last_poll_at) \
+                         VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6, $7, $8, NULL)",
+                    )
+                    .bind(&d.device_code_hash)
+                    .bind(&d.user_code_hash)
+                    .bind(&d.client_id)
+                    .bind(d.scopes.to_space_separated())
+                    .bind(d.status.as_str())
+                    .bind(d.created_at)
+                    .bind(d.expires_at)
+                    .bind(d.interval)
+                    .execute(self.writer())
+                    .await
+                    .map_err(db_err)?;
+                    Ok(())
+                }
+
+                async fn find_device_by_user_code(&self, user_code_hash: &str) -> StoreResult<Option<DeviceAuthorization>> {
+                    let sql = format!("SELECT {DEVICE_COLS} FROM device_authorizations WHERE user_code_hash = $1");
+                    let row = sqlx::query(&sql).bind(user_code_hash).fetch_optional(self.reader()).await.map_err(db_err)?;
+                    row.as_ref().map(device).transpose().map_err(db_err)
+                }
+
+                async fn poll_device(&self, hash: &str, now: i64) -> StoreResult<Option<(DeviceAuthorization, bool)>> {
+                    retrying(|| async move {
+                        let mut tx = self.begin_write().await.map_err(db_err)?;
+                        let sql = format!("SELECT {DEVICE_COLS} FROM device_authorizations WHERE device_code_hash = $1{}", $lock);
+                        let Some(row) = sqlx::query(&sql).bind(hash).fetch_optional(&mut *tx).await.map_err(db_err)? else {
+                            tx.rollback().await.map_err(db_err)?;
+                            return Ok(None);
+                        };
+                        let d = device(&row).map_err(db_err)?;
+                        let too_fast = d.last_poll_at.is_some_and(|last| now - last < d.interval);
+                        let interval = if too_fast { d.interval + 5 } else { d.interval };
+                        sqlx::query("UPDATE device_authorizations SET last_poll_at = $2, poll_interval = $3 WHERE device_code_hash = $1")
+                            .bind(hash)
+                            .bind(now)
+                            .bind(interval)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                        tx.commit().await.map_err(db_err)?;
+                        Ok(Some((d, too_fast)))
+                    })
+                    .await
+                }
+
+                async fn decide_device(&self, hash: &str, approve: Option<(&str, i64)>, now: i64) -> StoreResult<bool> {
+                    let status = if approve.is_some() { "approved" } else { "denied" };
+                    let n = sqlx::query(
+                        "UPDATE device_authorizations SET status = $2, user_id = $3, auth_time = $4 \
+                         WHERE device_code_hash = $1 AND status = 'pending' AND expires_at > $5",
+                    )
+                    .bind(hash)
+                    .bind(status)
+                    .bind(approve.map(|(u, _)| u))
+                    .bind(approve.map(|(_, t)| t))
+                    .bind(now)
+                    .execute(self.writer())
+                    .await
+                    .map_err(db_err)?
+                    .rows_affected();
+                    Ok(n == 1)
+                }
+
+                async fn redeem_device(&self, hash: &str, issue: &TokenIssue, caps: RefreshCaps, now: i64) -> StoreResult<Redemption> {
+                    retrying(|| async move {
+                        let mut tx = self.begin_write().await.map_err(db_err)?;
+                        let won = sqlx::query(
+                            "UPDATE device_authorizations SET status = 'used' WHERE device_code_hash = $1 AND status = 'approved'",
+                        )
+                        .bind(hash)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?
+                        .rows_affected()
+                            == 1;
+                        if !won {
+                            tx.rollback().await.map_err(db_err)?;
+                            return Ok(Redemption::AlreadyUsed);
+                        }
+                        store_new_grant(&mut tx, issue, caps, now).await.map_err(db_err)?;
+                        tx.commit().await.map_err(db_err)?;
+                        Ok(Redemption::Issued)
+                    })
+                    .await
+                }
+
                 async fn channel(&self, user_id: &str, new_stream_key: &str, now: i64) -> StoreResult<Channel> {
                     sqlx::query(
                         "INSERT INTO api_channels (user_id, status, game, stream_key, last_commercial_at, updated_at) \
@@ -797,8 +909,9 @@ macro_rules! impl_store {
                 async fn purge_expired(&self, now: i64) -> StoreResult<u64> {
                     // Used codes are kept an hour past expiry so that a late replay is
                     // still recognised; rotated refresh tokens 30 days, for reuse detection.
-                    let rules: [(&str, &str, i64); 4] = [
+                    let rules: [(&str, &str, i64); 5] = [
                         ("authorization_codes", "code_hash", now - 3600),
+                        ("device_authorizations", "device_code_hash", now - 3600),
                         ("sessions", "id_hash", now),
                         ("access_tokens", "token_hash", now),
                         ("refresh_tokens", "token_hash", now),

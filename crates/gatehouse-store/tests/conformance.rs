@@ -106,6 +106,7 @@ on_every_backend!(
     concurrent_token_inserts_are_all_stored_and_a_bad_one_fails_alone,
     platform_channels_and_relations_round_trip,
     rate_buckets_empty_refill_and_hold_under_concurrency,
+    device_authorizations_poll_decide_and_redeem_once,
 );
 
 #[test]
@@ -520,5 +521,51 @@ mod cases {
             allowed += usize::from(t.await.unwrap());
         }
         assert_eq!(allowed, 10);
+    }
+
+    pub async fn device_authorizations_poll_decide_and_redeem_once(store: Arc<dyn Store>) {
+        let u = user(&*store, "alice").await;
+        let c = client(&*store, &u, "TV").await;
+        let d = DeviceAuthorization {
+            device_code_hash: random_token(64),
+            user_code_hash: random_token(64),
+            client_id: c.id.clone(),
+            scopes: scopes("chat_login"),
+            status: DeviceStatus::Pending,
+            user_id: None,
+            auth_time: None,
+            created_at: NOW,
+            expires_at: NOW + 600,
+            interval: 5,
+            last_poll_at: None,
+        };
+        store.insert_device(&d).await.unwrap();
+        let dup = DeviceAuthorization { device_code_hash: random_token(64), ..d.clone() };
+        assert!(matches!(store.insert_device(&dup).await, Err(StoreError::Conflict(_))), "user codes are unique");
+        let found = store.find_device_by_user_code(&d.user_code_hash).await.unwrap().unwrap();
+        assert_eq!((found.status, found.scopes.clone()), (DeviceStatus::Pending, scopes("chat_login")));
+
+        let (_, fast) = store.poll_device(&d.device_code_hash, NOW).await.unwrap().unwrap();
+        assert!(!fast, "the first poll is never too fast");
+        let (_, fast) = store.poll_device(&d.device_code_hash, NOW + 2).await.unwrap().unwrap();
+        assert!(fast);
+        let (seen, fast) = store.poll_device(&d.device_code_hash, NOW + 9).await.unwrap().unwrap();
+        assert_eq!((seen.interval, fast), (10, true), "slow_down added 5 seconds");
+        assert!(store.poll_device("nope", NOW).await.unwrap().is_none());
+
+        assert!(store.decide_device(&d.device_code_hash, Some((&u.id, NOW)), NOW).await.unwrap());
+        assert!(!store.decide_device(&d.device_code_hash, None, NOW).await.unwrap(), "decided once");
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let (store, i, h) = (store.clone(), issue(&c, &u, None, NOW, None), d.device_code_hash.clone());
+            tasks.push(tokio::spawn(async move { store.redeem_device(&h, &i, CAPS, NOW).await.unwrap() }));
+        }
+        let mut wins = 0;
+        for t in tasks {
+            wins += usize::from(t.await.unwrap() == Redemption::Issued);
+        }
+        assert_eq!(wins, 1);
+        let (after, _) = store.poll_device(&d.device_code_hash, NOW + 100).await.unwrap().unwrap();
+        assert_eq!((after.status, after.user_id.as_deref()), (DeviceStatus::Used, Some(u.id.as_str())));
     }
 }

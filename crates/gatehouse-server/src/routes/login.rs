@@ -57,7 +57,7 @@ pub(crate) fn csrf_refused(state: &AppState) -> Response {
 
 /// Reads a form posted from one of our pages: its fields, and the visitor whose CSRF
 /// token it carries. Anything else is answered with an error page.
-async fn posted_form(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(Params, Visitor), Response> {
+pub(crate) async fn posted_form(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(Params, Visitor), Response> {
     let Ok(p) = Params::from_form(headers, body) else {
         return Err(state.pages.error(StatusCode::BAD_REQUEST, "Bad request", "The form could not be read."));
     };

@@ -2,6 +2,7 @@
 
 mod api;
 mod authorize;
+mod device;
 mod login;
 mod meta;
 mod token;
@@ -23,6 +24,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/logout", post(login::logout))
         .route("/oauth2/authorize", get(authorize::start).post(authorize::decide))
         .route("/oauth2/token", post(token::token))
+        .route("/oauth2/device", post(device::start))
+        .route("/activate", get(device::page).post(device::submit))
         .route("/oauth2/revoke", post(token_info::revoke))
         .route("/oauth2/introspect", post(token_info::introspect))
         .route("/oauth2/validate", get(token_info::validate))

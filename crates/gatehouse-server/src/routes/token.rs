@@ -6,7 +6,9 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::client_auth::authenticate;
 use gatehouse_core::grant::authorization_code::{self, CodeExchange};
-use gatehouse_core::grant::{client_credentials, refresh_token, TokenResponse};
+use gatehouse_core::grant::{client_credentials, device_code, refresh_token, TokenResponse};
+
+const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 use gatehouse_core::{ErrorCode, OAuthError};
 
 use crate::error::ApiError;
@@ -17,7 +19,7 @@ use crate::AppState;
 pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let p = Params::from_form(&headers, &body)?;
     let grant_type = p.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
-    if !matches!(grant_type, "authorization_code" | "refresh_token" | "client_credentials") {
+    if !matches!(grant_type, "authorization_code" | "refresh_token" | "client_credentials" | DEVICE_CODE) {
         return Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "unsupported grant_type").into());
     }
     let auth = &state.auth;
@@ -39,6 +41,7 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
         }
         // Fields the seeds' clients add (state, redirect_uri) are accepted and ignored.
         "refresh_token" => refresh_token::refresh(auth, &client, p.get("refresh_token"), p.get("scope")).await?,
+        DEVICE_CODE => device_code::poll(auth, &client, p.get("device_code")).await?,
         _ => client_credentials::issue(auth, &client, p.get("scope")).await?,
     };
     let mut res = token_json(&response, state.config.scope_as_array);
