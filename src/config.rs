@@ -21,6 +21,10 @@ pub struct FileConfig {
     pub scope_as_array: Option<bool>,
     pub purge_interval_seconds: Option<u64>,
     pub api_query_tokens: Option<bool>,
+    /// Base64 of 32 bytes that encrypt the OpenID Connect signing keys at rest.
+    pub key_encryption_key: Option<String>,
+    /// A file holding that key, created on first start when missing (default gatehouse.key).
+    pub key_file: Option<std::path::PathBuf>,
     #[serde(default)]
     pub policy: PolicyConfig,
     #[serde(default)]
@@ -140,4 +144,38 @@ impl FileConfig {
     pub fn purge_interval(&self) -> Duration {
         Duration::from_secs(self.purge_interval_seconds.unwrap_or(60).max(1))
     }
+}
+
+/// The key that seals signing keys: from `GATEHOUSE_KEY_ENCRYPTION_KEY`, the config file,
+/// or a key file (created with mode 0600 on first use).
+pub fn key_encryption_key(file: &FileConfig) -> Result<gatehouse_core::oidc::KeyEncryptionKey, String> {
+    use gatehouse_core::oidc::KeyEncryptionKey;
+    if let Ok(text) = std::env::var("GATEHOUSE_KEY_ENCRYPTION_KEY") {
+        return KeyEncryptionKey::from_base64(&text);
+    }
+    if let Some(text) = &file.key_encryption_key {
+        return KeyEncryptionKey::from_base64(text);
+    }
+    let path = file.key_file.clone().unwrap_or_else(|| "gatehouse.key".into());
+    match std::fs::read_to_string(&path) {
+        Ok(text) => KeyEncryptionKey::from_base64(&text).map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let (key, text) = KeyEncryptionKey::generate();
+            write_private(&path, &text).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+            tracing::info!(path = %path.display(), "created a new key encryption key file; back it up with the database");
+            Ok(key)
+        }
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.write_all(b"\n")
 }

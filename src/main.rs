@@ -52,6 +52,23 @@ enum Command {
     Client(ClientCommand),
     /// Create the database if needed and apply migrations, then exit
     Migrate,
+    /// Manage OpenID Connect signing keys
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make a new signing key; old keys stay in the JWKS until their tokens expire
+    Rotate {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List signing keys
+    List {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -173,6 +190,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Client(cmd) => client_command(&auth, cmd).await,
+        Command::Keys(cmd) => {
+            let keyring = gatehouse_core::oidc::Keyring::new(config::key_encryption_key(&file)?);
+            keys_command(&auth, &keyring, cmd).await
+        }
     }
 }
 
@@ -254,8 +275,40 @@ async fn client_command(auth: &Authority, cmd: ClientCommand) -> Result<(), Stri
     }
 }
 
+async fn keys_command(auth: &Authority, keyring: &gatehouse_core::oidc::Keyring, cmd: KeysCommand) -> Result<(), String> {
+    match cmd {
+        KeysCommand::Rotate { json } => {
+            let kid = keyring.rotate(auth.store.as_ref(), auth.now()).await?;
+            if json {
+                println!("{}", serde_json::json!({ "kid": kid }));
+            } else {
+                println!("new signing key {kid}; older keys stay published for {} seconds", gatehouse_core::oidc::RETIRED_KEY_GRACE);
+            }
+            Ok(())
+        }
+        KeysCommand::List { json } => {
+            let keys = auth.store.list_signing_keys().await.map_err(|e| e.to_string())?;
+            if json {
+                let list: Vec<_> = keys
+                    .iter()
+                    .map(|k| serde_json::json!({ "kid": k.kid, "alg": k.alg, "created_at": k.created_at, "retired_at": k.retired_at }))
+                    .collect();
+                println!("{}", serde_json::json!({ "keys": list }));
+            } else if keys.is_empty() {
+                println!("no signing keys yet (one is made on first use)");
+            } else {
+                for k in keys {
+                    let state = if k.retired_at.is_some() { "retired" } else { "signing" };
+                    println!("{}  {}  {}  created {}", k.kid, k.alg, state, k.created_at);
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
 async fn serve(
-    auth: Authority,
+    mut auth: Authority,
     file: &FileConfig,
     rate_limits: gatehouse_server::RateLimits,
     listen: Option<String>,
@@ -265,6 +318,11 @@ async fn serve(
     let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let issuer = issuer.or_else(|| file.issuer.clone()).unwrap_or_else(|| format!("http://{local}"));
+    auth.issuer = issuer.trim_end_matches('/').to_string();
+    let keyring = gatehouse_core::oidc::Keyring::new(config::key_encryption_key(file)?);
+    // The first start makes the first signing key (and proves the key file opens it).
+    keyring.ensure(auth.store.as_ref(), auth.now()).await.map_err(|e| format!("signing keys: {e}"))?;
+    auth.keyring = Some(std::sync::Arc::new(keyring));
     let config = ServerConfig {
         issuer: issuer.trim_end_matches('/').to_string(),
         scope_as_array: file.scope_as_array.unwrap_or(false),

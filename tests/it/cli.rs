@@ -147,6 +147,25 @@ async fn readme_walkthrough_with_the_real_binary() {
     assert!(ok);
     let (ok, _, _) = gatehouse(d, &["client", "delete", &id], None);
     assert!(!ok);
+
+    // The first start made a signing key, sealed with a key file only its owner reads.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.join("gatehouse.key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let (ok, out, _) = gatehouse(d, &["keys", "list", "--json"], None);
+    assert!(ok);
+    let keys: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(keys["keys"].as_array().unwrap().len(), 1);
+    let (ok, out, _) = gatehouse(d, &["keys", "rotate", "--json"], None);
+    assert!(ok);
+    let new_kid = serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()["kid"].as_str().unwrap().to_string();
+    let jwks: serde_json::Value = http.get(format!("{}/oauth2/keys", server.base)).send().await.unwrap().json().await.unwrap();
+    let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    assert_eq!(kids.len(), 2, "the old key stays published: {kids:?}");
+    assert!(kids.contains(&new_kid.as_str()));
 }
 
 #[test]

@@ -11,6 +11,7 @@ mod code_flow;
 mod consent;
 mod device;
 mod hardening;
+mod oidc;
 mod implicit_and_app_tokens;
 mod pkce;
 mod refresh;

@@ -115,7 +115,7 @@ async fn metadata_and_health() {
     assert_eq!(m["revocation_endpoint"], f.server.url("/oauth2/revoke").as_str());
     assert_eq!(m["introspection_endpoint"], f.server.url("/oauth2/introspect").as_str());
     assert_eq!(m["code_challenge_methods_supported"], serde_json::json!(["S256"]));
-    assert_eq!(m["scopes_supported"].as_array().unwrap().len(), 12);
+    assert_eq!(m["scopes_supported"].as_array().unwrap().len(), 13, "the twelve kraken scopes and openid");
     assert!(m["response_types_supported"].as_array().unwrap().contains(&"code".into()));
 }
 

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::clock::{Clock, SystemClock};
+use crate::oidc::Keyring;
 use crate::policy::Policy;
 use crate::scope::ScopeCatalog;
 use crate::store::Store;
@@ -14,6 +15,10 @@ pub struct Authority {
     pub policy: Policy,
     pub catalog: ScopeCatalog,
     pub clock: Arc<dyn Clock>,
+    /// The public base URL: `iss` of ID tokens.
+    pub issuer: String,
+    /// Signing keys for ID tokens; without them `openid` is refused.
+    pub keyring: Option<Arc<Keyring>>,
 }
 
 impl Authority {
@@ -23,6 +28,8 @@ impl Authority {
             policy: Policy::default(),
             catalog: ScopeCatalog::default(),
             clock: Arc::new(SystemClock),
+            issuer: "http://127.0.0.1:8080".into(),
+            keyring: None,
         }
     }
 

@@ -26,6 +26,8 @@ pub struct AuthorizeParams {
     pub nonce: Option<String>,
     pub include_granted_scopes: Option<String>,
     pub prompt: Option<String>,
+    /// OpenID Connect: the most seconds since the user last typed their password.
+    pub max_age: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +57,7 @@ pub struct AuthorizeRequest {
     pub force_verify: bool,
     pub include_granted_scopes: bool,
     pub prompt: Option<Prompt>,
+    pub max_age: Option<i64>,
 }
 
 /// Where the answer goes: the redirect URI, with `state`, in the query (code) or the
@@ -157,6 +160,9 @@ pub async fn validate(auth: &Authority, p: &AuthorizeParams) -> Result<Authorize
         return Err(back(OAuthError::unauthorized_client("the implicit grant is not enabled for this client")));
     }
     let scopes = auth.catalog.parse(p.scope.as_deref()).map_err(back)?;
+    if scopes.contains(crate::oidc::OPENID) && auth.keyring.is_none() {
+        return Err(back(OAuthError::invalid_scope("OpenID Connect is not configured on this server")));
+    }
 
     let code_challenge = match (response_type, p.code_challenge.as_deref()) {
         (ResponseType::Code, Some(c)) => {
@@ -181,7 +187,15 @@ pub async fn validate(auth: &Authority, p: &AuthorizeParams) -> Result<Authorize
         Some(_) => return Err(back(OAuthError::invalid_request("prompt must be none, login or consent"))),
     };
 
+    let max_age = match p.max_age.as_deref() {
+        None => None,
+        Some(v) => Some(v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            back(OAuthError::invalid_request("max_age must be a whole number of seconds"))
+        })?),
+    };
+
     Ok(AuthorizeRequest {
+        max_age,
         response_type,
         redirect: redirect.clone(),
         scopes,

@@ -15,6 +15,7 @@ pub mod error;
 pub mod grant;
 pub mod inspect;
 pub mod model;
+pub mod oidc;
 pub mod pkce;
 pub mod policy;
 pub mod redirect;

@@ -299,3 +299,16 @@ pub struct DeviceAuthorization {
     pub interval: i64,
     pub last_poll_at: Option<i64>,
 }
+
+/// An OpenID Connect signing key. `private_key` is the PKCS#1 DER key sealed with
+/// AES-256-GCM under the server's key encryption key; the store never sees it in clear.
+#[derive(Debug, Clone)]
+pub struct SigningKey {
+    pub kid: String,
+    pub alg: String,
+    pub private_key: String,
+    pub public_jwk: String,
+    pub created_at: i64,
+    /// When a newer key took over signing; None while this one signs.
+    pub retired_at: Option<i64>,
+}

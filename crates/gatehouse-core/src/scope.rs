@@ -31,6 +31,8 @@ const DEFAULT_SCOPES: &[(&str, &str)] = &[
     ("user_subscriptions", "Read the channels you are subscribed to"),
     ("channel_check_subscription", "Check whether a user is subscribed to your channel"),
     ("chat_login", "Log into chat and send messages as you"),
+    // OpenID Connect: an ID token saying who signed in.
+    ("openid", "Confirm your identity to the app: your user ID and username"),
 ];
 
 impl Default for ScopeCatalog {
@@ -136,7 +138,7 @@ mod tests {
     }
 
     #[test]
-    fn default_catalog_has_the_twelve_seed_scopes() {
-        assert_eq!(ScopeCatalog::default().all().len(), 12);
+    fn default_catalog_has_the_twelve_seed_scopes_and_openid() {
+        assert_eq!(ScopeCatalog::default().all().len(), 13);
     }
 }

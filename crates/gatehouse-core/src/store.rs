@@ -107,6 +107,12 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> StoreResult<()>;
 
+    // OpenID Connect signing keys
+    async fn insert_signing_key(&self, key: &SigningKey) -> StoreResult<()>;
+    async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKey>>;
+    /// Marks every unretired key but `keep_kid` retired at `now`.
+    async fn retire_signing_keys(&self, keep_kid: &str, now: i64) -> StoreResult<()>;
+
     // Device authorization (RFC 8628)
     async fn insert_device(&self, device: &DeviceAuthorization) -> StoreResult<()>;
     async fn find_device_by_user_code(&self, user_code_hash: &str) -> StoreResult<Option<DeviceAuthorization>>;

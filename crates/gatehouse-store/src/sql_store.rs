@@ -657,6 +657,55 @@ macro_rules! impl_store {
                     .await
                 }
 
+                async fn insert_signing_key(&self, k: &SigningKey) -> StoreResult<()> {
+                    sqlx::query(
+                        "INSERT INTO signing_keys (kid, alg, private_key, public_jwk, created_at, retired_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(&k.kid)
+                    .bind(&k.alg)
+                    .bind(&k.private_key)
+                    .bind(&k.public_jwk)
+                    .bind(k.created_at)
+                    .bind(k.retired_at)
+                    .execute(self.writer())
+                    .await
+                    .map_err(db_err)?;
+                    Ok(())
+                }
+
+                async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKey>> {
+                    let rows = sqlx::query(
+                        "SELECT kid, alg, private_key, public_jwk, created_at, retired_at FROM signing_keys ORDER BY created_at, kid",
+                    )
+                    .fetch_all(self.reader())
+                    .await
+                    .map_err(db_err)?;
+                    rows.iter()
+                        .map(|r| -> Result<SigningKey, sqlx::Error> {
+                            Ok(SigningKey {
+                                kid: r.try_get("kid")?,
+                                alg: r.try_get("alg")?,
+                                private_key: r.try_get("private_key")?,
+                                public_jwk: r.try_get("public_jwk")?,
+                                created_at: r.try_get("created_at")?,
+                                retired_at: r.try_get("retired_at")?,
+                            })
+                        })
+                        .collect::<Result<_, _>>()
+                        .map_err(db_err)
+                }
+
+                async fn retire_signing_keys(&self, keep_kid: &str, now: i64) -> StoreResult<()> {
+                    sqlx::query("UPDATE signing_keys SET retired_at = $2 WHERE kid <> $1 AND retired_at IS NULL")
+                        .bind(keep_kid)
+                        .bind(now)
+                        .execute(self.writer())
+                        .await
+                        .map_err(db_err)?;
+                    Ok(())
+                }
+
                 async fn insert_device(&self, d: &DeviceAuthorization) -> StoreResult<()> {
                     sqlx::query(
                         "INSERT INTO device_authorizations (device_code_hash, user_code_hash, client_id, scopes, status, \

@@ -2,7 +2,7 @@
 
 use crate::authority::Authority;
 use crate::error::OAuthError;
-use crate::grant::{mint, Refresh, TokenResponse};
+use crate::grant::{mint, with_id_token, Refresh, TokenResponse};
 use crate::model::{Client, ClientKind};
 use crate::pkce;
 use crate::secret::hash_secret;
@@ -80,7 +80,9 @@ pub async fn exchange(
         Some(&code_hash),
     );
     match auth.store.redeem_code(&code_hash, &minted.issue, auth.policy.refresh_caps(), now).await? {
-        Redemption::Issued => Ok(minted.response),
+        Redemption::Issued => {
+            with_id_token(auth, minted.response, client, &record.user_id, record.nonce.as_deref(), Some(record.auth_time)).await
+        }
         Redemption::AlreadyUsed => {
             auth.store.revoke_tokens_from_code(&code_hash).await?;
             Err(OAuthError::invalid_grant("the authorization code was already used"))

@@ -2,7 +2,7 @@
 
 use crate::authority::Authority;
 use crate::error::{ErrorCode, OAuthError};
-use crate::grant::{mint, Refresh, TokenResponse};
+use crate::grant::{mint, with_id_token, Refresh, TokenResponse};
 use crate::model::{Client, DeviceStatus};
 use crate::secret::hash_secret;
 use crate::store::Redemption;
@@ -33,7 +33,7 @@ pub async fn poll(auth: &Authority, client: &Client, device_code: Option<&str>) 
             let user_id = device.user_id.as_deref().ok_or_else(invalid)?;
             let minted = mint(auth, client, Some(user_id), &device.scopes, Refresh::NewFamily, None);
             match auth.store.redeem_device(&hash, &minted.issue, auth.policy.refresh_caps(), now).await? {
-                Redemption::Issued => Ok(minted.response),
+                Redemption::Issued => with_id_token(auth, minted.response, client, user_id, None, device.auth_time).await,
                 Redemption::AlreadyUsed => Err(OAuthError::invalid_grant("the device code was already used")),
             }
         }

@@ -21,6 +21,8 @@ pub struct TokenResponse {
     pub expires_in: i64,
     pub refresh_token: Option<String>,
     pub scope: ScopeSet,
+    /// OpenID Connect: present when `openid` was granted.
+    pub id_token: Option<String>,
 }
 
 /// Where a new refresh token goes: a fresh family (a new grant), an existing one
@@ -35,6 +37,27 @@ pub(crate) enum Refresh<'a> {
 pub(crate) struct Minted {
     pub response: TokenResponse,
     pub issue: TokenIssue,
+}
+
+/// Adds an ID token to a response when `openid` was granted (OpenID Connect Core §3.1.3.3).
+pub(crate) async fn with_id_token(
+    auth: &Authority,
+    mut response: TokenResponse,
+    client: &Client,
+    user_id: &str,
+    nonce: Option<&str>,
+    auth_time: Option<i64>,
+) -> Result<TokenResponse, crate::error::OAuthError> {
+    let facts = crate::oidc::IdTokenFacts {
+        client_id: &client.id,
+        user_id,
+        scopes: &response.scope,
+        nonce,
+        auth_time,
+        access_token: &response.access_token,
+    };
+    response.id_token = crate::oidc::id_token(auth, facts).await?;
+    Ok(response)
 }
 
 pub(crate) fn mint(
@@ -104,6 +127,7 @@ pub(crate) fn mint(
             expires_in: ttl,
             refresh_token: refresh_plain,
             scope: access_scopes.clone(),
+            id_token: None,
         },
         issue: TokenIssue { access, refresh: refresh_record },
     }

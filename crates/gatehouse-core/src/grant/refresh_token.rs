@@ -2,7 +2,7 @@
 
 use crate::authority::Authority;
 use crate::error::OAuthError;
-use crate::grant::{mint, Refresh, TokenResponse};
+use crate::grant::{mint, with_id_token, Refresh, TokenResponse};
 use crate::model::Client;
 use crate::secret::hash_secret;
 use crate::store::Rotation;
@@ -60,7 +60,7 @@ pub async fn refresh(
         r.scopes = record.scopes.clone();
     }
     match auth.store.rotate_refresh_token(&hash, &minted.issue, now).await? {
-        Rotation::Rotated => Ok(minted.response),
+        Rotation::Rotated => with_id_token(auth, minted.response, client, &record.user_id, None, None).await,
         Rotation::NotLive => Err(invalid()),
     }
 }

@@ -58,6 +58,13 @@ pub async fn start(State(state): State<AppState>, headers: HeaderMap, RawQuery(q
         // Ask for the password again; the request then goes on without the prompt.
         return login_redirect(&AuthorizeParams { prompt: None, ..params });
     }
+    if req.max_age.is_some_and(|age| state.auth.now() - session.auth_time > age) {
+        // OpenID Connect Core §3.1.2.1: the sign-in is too old; a fresh one meets max_age.
+        if req.prompt == Some(Prompt::None) {
+            return back(ErrorCode::LoginRequired, "the sign-in is older than max_age");
+        }
+        return login_redirect(&params);
+    }
     let consent = match authorize::consent_state(&state.auth, &req, &user.id).await {
         Ok(c) => c,
         Err(e) => return fail(&state, e),

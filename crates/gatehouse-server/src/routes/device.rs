@@ -75,7 +75,6 @@ async fn device_consent(state: &AppState, visitor: &Visitor, device: &DeviceAuth
         new_scopes => scopes,
         old_scopes => Vec::<()>::new(),
         params => vec![("user_code", typed.to_string())],
-        form_action => "/activate",
         device => typed,
         csrf => visitor.csrf_token(),
         user => visitor.user().map(|u| u.login.clone()),

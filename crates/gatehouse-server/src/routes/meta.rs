@@ -30,6 +30,20 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response
     res
 }
 
+/// OpenID Connect Discovery 1.0 §3: the RFC 8414 document plus the OIDC fields.
+pub async fn openid_configuration(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let Json(mut m) = authorization_server_metadata(State(state.clone())).await;
+    let iss = state.config.issuer.trim_end_matches('/');
+    m["userinfo_endpoint"] = format!("{iss}/oauth2/userinfo").into();
+    m["subject_types_supported"] = serde_json::json!(["public"]);
+    m["id_token_signing_alg_values_supported"] = serde_json::json!(["RS256"]);
+    m["claims_supported"] = serde_json::json!(["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "preferred_username", "email"]);
+    m["claims_parameter_supported"] = false.into();
+    m["request_parameter_supported"] = false.into();
+    m["request_uri_parameter_supported"] = false.into();
+    Json(m)
+}
+
 pub async fn authorization_server_metadata(State(state): State<AppState>) -> Json<serde_json::Value> {
     let iss = state.config.issuer.trim_end_matches('/');
     let scopes: Vec<&str> = state.auth.catalog.all().iter().map(|s| s.name.as_str()).collect();
@@ -39,6 +53,7 @@ pub async fn authorization_server_metadata(State(state): State<AppState>) -> Jso
         "token_endpoint": format!("{iss}/oauth2/token"),
         "revocation_endpoint": format!("{iss}/oauth2/revoke"),
         "introspection_endpoint": format!("{iss}/oauth2/introspect"),
+        "jwks_uri": format!("{iss}/oauth2/keys"),
         "scopes_supported": scopes,
         "response_types_supported": ["code", "token"],
         "response_modes_supported": ["query", "fragment"],

@@ -5,6 +5,7 @@ mod authorize;
 mod device;
 mod login;
 mod meta;
+mod oidc;
 mod token;
 mod token_info;
 
@@ -20,6 +21,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/healthz", get(meta::healthz))
         .route("/static/style.css", get(meta::stylesheet))
         .route("/.well-known/oauth-authorization-server", get(meta::authorization_server_metadata))
+        .route("/.well-known/openid-configuration", get(meta::openid_configuration))
+        .route("/oauth2/keys", get(oidc::keys))
+        .route("/oauth2/userinfo", get(oidc::userinfo).post(oidc::userinfo))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/oauth2/authorize", get(authorize::start).post(authorize::decide))

@@ -58,6 +58,9 @@ pub fn token_json(r: &TokenResponse, scope_as_array: bool) -> Response {
     if let Some(rt) = &r.refresh_token {
         body["refresh_token"] = rt.clone().into();
     }
+    if let Some(id) = &r.id_token {
+        body["id_token"] = id.clone().into();
+    }
     if scope_as_array {
         body["scope"] = r.scope.to_vec().into();
     } else if !r.scope.is_empty() {

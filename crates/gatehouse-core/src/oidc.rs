@@ -1,0 +1,267 @@
+//! OpenID Connect: RS256 signing keys kept encrypted in the store, and ID tokens
+//! (OpenID Connect Core §2, §3.1.3.6).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use rand::RngCore;
+use rsa::pkcs1::EncodeRsaPrivateKey;
+use rsa::traits::PublicKeyParts;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::authority::Authority;
+use crate::error::{OAuthError, StoreError};
+use crate::model::SigningKey;
+use crate::scope::ScopeSet;
+use crate::secret::random_token;
+use crate::store::Store;
+
+pub const OPENID: &str = "openid";
+pub const ID_TOKEN_TTL: i64 = 3600;
+/// How long a rotated-out key stays in the JWKS: longer than anything it signed lives.
+pub const RETIRED_KEY_GRACE: i64 = 2 * ID_TOKEN_TTL;
+/// How long an instance signs with the key it loaded before looking for a newer one,
+/// so a `gatehouse keys rotate` on any machine reaches every instance.
+const ACTIVE_KEY_CACHE: Duration = Duration::from_secs(30);
+
+/// The 256-bit key that encrypts signing keys at rest (AES-256-GCM).
+#[derive(Clone)]
+pub struct KeyEncryptionKey([u8; 32]);
+
+impl KeyEncryptionKey {
+    pub fn from_base64(text: &str) -> Result<Self, String> {
+        let bytes = STANDARD.decode(text.trim()).map_err(|_| "the key encryption key is not base64".to_string())?;
+        let key: [u8; 32] = bytes.try_into().map_err(|_| "the key encryption key must be 32 bytes".to_string())?;
+        Ok(KeyEncryptionKey(key))
+    }
+
+    /// A new random key and its base64 text, for a key file.
+    pub fn generate() -> (Self, String) {
+        let mut key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        (KeyEncryptionKey(key), STANDARD.encode(key))
+    }
+
+    /// nonce ‖ ciphertext, base64. The key id is bound in as associated data, so a
+    /// ciphertext cannot be moved to another key's row.
+    fn seal(&self, plaintext: &[u8], kid: &str) -> String {
+        let cipher = Aes256Gcm::new(&self.0.into());
+        let mut nonce = [0u8; 12];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let sealed = cipher
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: kid.as_bytes() })
+            .unwrap_or_default();
+        let mut out = nonce.to_vec();
+        out.extend(sealed);
+        STANDARD.encode(out)
+    }
+
+    fn open(&self, sealed: &str, kid: &str) -> Result<Vec<u8>, String> {
+        let bytes = STANDARD.decode(sealed).map_err(|_| "stored signing key is not base64".to_string())?;
+        if bytes.len() < 12 {
+            return Err("stored signing key is truncated".into());
+        }
+        let (nonce, ct) = bytes.split_at(12);
+        Aes256Gcm::new(&self.0.into())
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: kid.as_bytes() })
+            .map_err(|_| "cannot decrypt a signing key: wrong key encryption key?".to_string())
+    }
+}
+
+struct ActiveKey {
+    kid: String,
+    encoding: jsonwebtoken::EncodingKey,
+}
+
+/// Signing keys: the newest unretired one signs; retired ones stay published for a while.
+pub struct Keyring {
+    kek: KeyEncryptionKey,
+    active: Mutex<Option<(Instant, Arc<ActiveKey>)>>,
+}
+
+fn storage(e: StoreError) -> OAuthError {
+    e.into()
+}
+
+impl Keyring {
+    pub fn new(kek: KeyEncryptionKey) -> Self {
+        Keyring { kek, active: Mutex::new(None) }
+    }
+
+    /// Generates an RSA-2048 key, stores it encrypted, and returns its id.
+    pub async fn generate(&self, store: &dyn Store, now: i64) -> Result<String, String> {
+        let private = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).map_err(|e| e.to_string())?;
+        let der = private.to_pkcs1_der().map_err(|e| e.to_string())?;
+        let kid = random_token(16);
+        let jwk = serde_json::json!({
+            "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
+            "n": URL_SAFE_NO_PAD.encode(private.n().to_bytes_be()),
+            "e": URL_SAFE_NO_PAD.encode(private.e().to_bytes_be()),
+        });
+        let key = SigningKey {
+            kid: kid.clone(),
+            alg: "RS256".into(),
+            private_key: self.kek.seal(der.as_bytes(), &kid),
+            public_jwk: jwk.to_string(),
+            created_at: now,
+            retired_at: None,
+        };
+        store.insert_signing_key(&key).await.map_err(|e| e.to_string())?;
+        Ok(kid)
+    }
+
+    /// Makes a new key the signing key; the old ones stay in the JWKS for
+    /// [`RETIRED_KEY_GRACE`] so tokens they signed still verify.
+    pub async fn rotate(&self, store: &dyn Store, now: i64) -> Result<String, String> {
+        let kid = self.generate(store, now).await?;
+        store.retire_signing_keys(&kid, now).await.map_err(|e| e.to_string())?;
+        *self.active.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        Ok(kid)
+    }
+
+    async fn active_key(&self, store: &dyn Store, now: i64) -> Result<Arc<ActiveKey>, OAuthError> {
+        if let Some((at, key)) = self.active.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            if at.elapsed() < ACTIVE_KEY_CACHE {
+                return Ok(key.clone());
+            }
+        }
+        let mut keys = store.list_signing_keys().await.map_err(storage)?;
+        keys.retain(|k| k.retired_at.is_none());
+        let newest = match keys.into_iter().max_by_key(|k| (k.created_at, k.kid.clone())) {
+            Some(k) => k,
+            None => {
+                // First use: make the first key.
+                self.generate(store, now).await.map_err(|e| {
+                    tracing::error!(error = %e, "cannot create a signing key");
+                    OAuthError::server_error()
+                })?;
+                return Box::pin(self.active_key(store, now)).await;
+            }
+        };
+        let der = self.kek.open(&newest.private_key, &newest.kid).map_err(|e| {
+            tracing::error!(error = %e, kid = %newest.kid, "cannot load the signing key");
+            OAuthError::server_error()
+        })?;
+        let encoding = jsonwebtoken::EncodingKey::from_rsa_der(&der);
+        let key = Arc::new(ActiveKey { kid: newest.kid, encoding });
+        *self.active.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), key.clone()));
+        Ok(key)
+    }
+
+    /// Makes sure there is a signing key (the first start makes one).
+    pub async fn ensure(&self, store: &dyn Store, now: i64) -> Result<(), OAuthError> {
+        self.active_key(store, now).await.map(|_| ())
+    }
+
+    /// The JWKS (RFC 7517): every key that signs now or signed something still valid.
+    /// A client fetching it before the first token must already see the key that will
+    /// sign that token.
+    pub async fn jwks(&self, store: &dyn Store, now: i64) -> Result<serde_json::Value, OAuthError> {
+        self.ensure(store, now).await?;
+        let keys = store.list_signing_keys().await.map_err(storage)?;
+        let published: Vec<serde_json::Value> = keys
+            .iter()
+            .filter(|k| k.retired_at.is_none_or(|r| now < r + RETIRED_KEY_GRACE))
+            .filter_map(|k| serde_json::from_str(&k.public_jwk).ok())
+            .collect();
+        Ok(serde_json::json!({ "keys": published }))
+    }
+
+    pub async fn sign<T: Serialize>(&self, store: &dyn Store, now: i64, claims: &T, typ: &str) -> Result<String, OAuthError> {
+        let key = self.active_key(store, now).await?;
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = Some(key.kid.clone());
+        header.typ = Some(typ.to_string());
+        jsonwebtoken::encode(&header, claims, &key.encoding).map_err(|e| {
+            tracing::error!(error = %e, "signing failed");
+            OAuthError::server_error()
+        })
+    }
+}
+
+/// OpenID Connect Core §3.1.3.6: base64url of the left half of SHA-256 of the token.
+pub fn left_half_hash(value: &str) -> String {
+    let digest = Sha256::digest(value.as_bytes());
+    URL_SAFE_NO_PAD.encode(&digest[..16])
+}
+
+#[derive(Serialize)]
+struct IdTokenClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    exp: i64,
+    iat: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_time: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a str>,
+    azp: &'a str,
+    at_hash: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    preferred_username: Option<&'a str>,
+}
+
+/// What an ID token says, beside the access token it travels with.
+pub struct IdTokenFacts<'a> {
+    pub client_id: &'a str,
+    pub user_id: &'a str,
+    pub scopes: &'a ScopeSet,
+    pub nonce: Option<&'a str>,
+    pub auth_time: Option<i64>,
+    pub access_token: &'a str,
+}
+
+/// An ID token when `openid` was granted, else None.
+pub async fn id_token(auth: &Authority, facts: IdTokenFacts<'_>) -> Result<Option<String>, OAuthError> {
+    if !facts.scopes.contains(OPENID) {
+        return Ok(None);
+    }
+    let Some(keyring) = &auth.keyring else {
+        return Err(OAuthError::invalid_scope("OpenID Connect is not configured on this server"));
+    };
+    let now = auth.now();
+    let login = auth.store.find_user(facts.user_id).await?.map(|u| u.login);
+    let claims = IdTokenClaims {
+        iss: &auth.issuer,
+        sub: facts.user_id,
+        aud: facts.client_id,
+        exp: now + ID_TOKEN_TTL,
+        iat: now,
+        auth_time: facts.auth_time,
+        nonce: facts.nonce,
+        azp: facts.client_id,
+        at_hash: left_half_hash(facts.access_token),
+        preferred_username: login.as_deref(),
+    };
+    keyring.sign(auth.store.as_ref(), now, &claims, "JWT").await.map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_keys_open_only_with_their_key_and_id() {
+        let (kek, text) = KeyEncryptionKey::generate();
+        let again = KeyEncryptionKey::from_base64(&text).unwrap();
+        let sealed = kek.seal(b"private key bytes", "kid1");
+        assert!(!sealed.contains("private"));
+        assert_eq!(again.open(&sealed, "kid1").unwrap(), b"private key bytes");
+        assert!(again.open(&sealed, "kid2").is_err(), "bound to its key id");
+        let (other, _) = KeyEncryptionKey::generate();
+        assert!(other.open(&sealed, "kid1").is_err());
+        assert!(KeyEncryptionKey::from_base64("c2hvcnQ=").is_err());
+    }
+
+    #[test]
+    fn at_hash_is_the_left_half_of_sha256() {
+        // OpenID Connect Core, Appendix A.3/A.4 example access token.
+        assert_eq!(left_half_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"), "77QmUPtjPfzWtF2AnpK9RQ");
+    }
+}

@@ -1,0 +1,47 @@
+//! OpenID Connect's own endpoints: the JWKS and userinfo.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use gatehouse_core::{inspect, ErrorCode, OAuthError};
+use gatehouse_guard::GuardError;
+
+use crate::error::ApiError;
+use crate::params::bearer_token;
+use crate::AppState;
+
+pub async fn keys(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let Some(keyring) = &state.auth.keyring else {
+        return Ok(Json(serde_json::json!({ "keys": [] })).into_response());
+    };
+    let jwks = keyring.jwks(state.auth.store.as_ref(), state.auth.now()).await?;
+    // Short caching: a rotation should reach clients within minutes.
+    Ok(([(header::CACHE_CONTROL, "public, max-age=300")], Json(jwks)).into_response())
+}
+
+/// OpenID Connect Core §5.3. Needs an access token with the `openid` scope.
+pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Response> {
+    let token = bearer_token(&headers).ok_or_else(|| GuardError::Missing.into_response())?;
+    let info = inspect::live_access_token(&state.auth, &token)
+        .await
+        .map_err(|e| if e.code == ErrorCode::InvalidToken { GuardError::InvalidToken(e.description).into_response() } else { ApiError(e).into_response() })?;
+    let t = &info.token;
+    if !t.scopes.contains(gatehouse_core::oidc::OPENID) {
+        return Err(GuardError::InsufficientScope("openid".into()).into_response());
+    }
+    let user_id = t.user_id.as_deref().ok_or_else(|| GuardError::InvalidToken("an app token has no user".into()).into_response())?;
+    let user = state
+        .auth
+        .store
+        .find_user(user_id)
+        .await
+        .map_err(|e| ApiError(OAuthError::from(e)).into_response())?
+        .ok_or_else(|| GuardError::InvalidToken("the token's user no longer exists".into()).into_response())?;
+    let mut body = serde_json::json!({ "sub": user.id, "preferred_username": user.login });
+    if t.scopes.contains("user_read") {
+        body["email"] = user.email.into();
+        body["email_verified"] = false.into();
+    }
+    Ok(Json(body).into_response())
+}
