@@ -44,6 +44,7 @@ pub struct PolicyConfig {
     pub max_refresh_per_user: Option<i64>,
     pub allow_plain_pkce: Option<bool>,
     pub session_ttl: Option<i64>,
+    pub jwt_access_tokens: Option<bool>,
 }
 
 /// Budgets: `capacity` requests refilled over `window_seconds`.
@@ -106,6 +107,7 @@ impl FileConfig {
             max_refresh_per_user: p.max_refresh_per_user.unwrap_or(d.max_refresh_per_user),
             allow_plain_pkce: p.allow_plain_pkce.unwrap_or(d.allow_plain_pkce),
             session_ttl: p.session_ttl.unwrap_or(d.session_ttl),
+            jwt_access_tokens: p.jwt_access_tokens.unwrap_or(d.jwt_access_tokens),
         };
         let positive = [
             ("access_token_ttl", policy.access_token_ttl),

@@ -106,6 +106,9 @@ enum ClientCommand {
         /// Allow the implicit grant (response_type=token)
         #[arg(long)]
         allow_implicit: bool,
+        /// Issue RFC 9068 JWT access tokens to this client
+        #[arg(long)]
+        jwt_access_tokens: bool,
         #[arg(long)]
         json: bool,
     },
@@ -199,7 +202,7 @@ async fn run(cli: Cli) -> Result<(), String> {
 
 async fn client_command(auth: &Authority, cmd: ClientCommand) -> Result<(), String> {
     match cmd {
-        ClientCommand::Create { name, owner, redirect_uris, public, category, allow_implicit, json } => {
+        ClientCommand::Create { name, owner, redirect_uris, public, category, allow_implicit, jwt_access_tokens, json } => {
             let owner = auth
                 .store
                 .find_user_by_login(&owner)
@@ -213,6 +216,7 @@ async fn client_command(auth: &Authority, cmd: ClientCommand) -> Result<(), Stri
                 kind: if public { ClientKind::Public } else { ClientKind::Confidential },
                 allow_implicit,
                 redirect_uris,
+                jwt_access_tokens,
             };
             let (client, secret) = registration::register(auth, new).await.map_err(|e| e.to_string())?;
             if json {

@@ -99,6 +99,7 @@ async fn sole_registered_uri_is_used_when_none_is_given() {
         kind: ClientKind::Confidential,
         allow_implicit: false,
         redirect_uris: vec!["https://app.example/cb".into()],
+        jwt_access_tokens: false,
     };
     let (c, _) = gatehouse_core::registration::register(&server.auth, new).await.unwrap();
     let url = server

@@ -78,6 +78,7 @@ impl TestServer {
             kind,
             allow_implicit: implicit,
             redirect_uris: vec![REDIRECT.into(), "http://127.0.0.1/native".into()],
+            jwt_access_tokens: false,
         };
         let (c, secret) = registration::register(&self.auth, new).await.expect("client");
         TestClient { id: c.id, secret }

@@ -13,6 +13,7 @@ mod device;
 mod hardening;
 mod oidc;
 mod implicit_and_app_tokens;
+mod jwt_access_tokens;
 mod pkce;
 mod refresh;
 mod scale_out;

@@ -279,7 +279,7 @@ pub async fn approve(
         }
         ResponseType::Token => {
             // RFC 6749 §4.2.2: the implicit grant never issues a refresh token.
-            let minted = mint(auth, &req.client, Some(user_id), &scopes, Refresh::None, None);
+            let minted = mint(auth, &req.client, Some(user_id), &scopes, Refresh::None, None).await.map_err(back)?;
             store
                 .insert_tokens(&minted.issue, auth.policy.refresh_caps(), now)
                 .await

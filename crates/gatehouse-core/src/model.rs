@@ -65,6 +65,8 @@ pub struct Client {
     pub previous_secret_hash: Option<String>,
     pub previous_secret_expires_at: Option<i64>,
     pub created_at: i64,
+    /// Access tokens for this client are RFC 9068 JWTs rather than opaque strings.
+    pub jwt_access_tokens: bool,
 }
 
 /// A signed-in browser. The cookie holds the random id; the store holds its digest.

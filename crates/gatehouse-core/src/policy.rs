@@ -14,6 +14,8 @@ pub struct Policy {
     pub max_refresh_per_user: i64,
     pub allow_plain_pkce: bool,
     pub session_ttl: i64,
+    /// Issue RFC 9068 JWT access tokens to every client (else only to clients that ask).
+    pub jwt_access_tokens: bool,
 }
 
 impl Default for Policy {
@@ -27,6 +29,7 @@ impl Default for Policy {
             max_refresh_per_user: 200,
             allow_plain_pkce: false,
             session_ttl: 7 * 24 * 3600,
+            jwt_access_tokens: false,
         }
     }
 }

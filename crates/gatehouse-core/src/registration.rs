@@ -38,6 +38,7 @@ pub struct NewClient {
     pub kind: ClientKind,
     pub allow_implicit: bool,
     pub redirect_uris: Vec<String>,
+    pub jwt_access_tokens: bool,
 }
 
 /// Checks a registration: a name, a known category, at least one valid redirect URI.
@@ -81,6 +82,7 @@ pub async fn register(auth: &Authority, new: NewClient) -> Result<(Client, Optio
         previous_secret_hash: None,
         previous_secret_expires_at: None,
         created_at: auth.now(),
+        jwt_access_tokens: new.jwt_access_tokens,
     };
     auth.store.create_client(&client).await?;
     Ok((client, secret))

@@ -24,7 +24,7 @@ mod verify;
 pub use error::GuardError;
 pub use middleware::{authenticate, require_scope, Token};
 pub use token_source::redact_query;
-pub use verify::{IntrospectionVerifier, LocalVerifier, Verifier};
+pub use verify::{IntrospectionVerifier, JwtVerifier, LocalVerifier, Verifier};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -156,3 +156,96 @@ impl Verifier for IntrospectionVerifier {
         Ok(info)
     }
 }
+
+#[derive(Deserialize)]
+struct JwtAccessClaims {
+    sub: String,
+    client_id: String,
+    exp: i64,
+    #[serde(default)]
+    scope: String,
+}
+
+/// Checks RFC 9068 JWT access tokens locally against the issuer's JWKS, with no call to
+/// Gatehouse per request. The JWKS is fetched once and again when a token names a key
+/// it does not hold (at most every 10 seconds). A revoked JWT stays acceptable here
+/// until it expires: keep access token lifetimes short, or use introspection where
+/// revocation must take effect at once.
+pub struct JwtVerifier {
+    jwks_url: String,
+    issuer: String,
+    audience: String,
+    http: reqwest::Client,
+    keys: tokio::sync::Mutex<(Option<Instant>, HashMap<String, jsonwebtoken::DecodingKey>)>,
+}
+
+impl JwtVerifier {
+    /// `issuer` is Gatehouse's public base URL; its tokens carry it as both `iss` and `aud`.
+    pub fn new(issuer: &str) -> Self {
+        let issuer = issuer.trim_end_matches('/').to_string();
+        JwtVerifier {
+            jwks_url: format!("{issuer}/oauth2/keys"),
+            audience: issuer.clone(),
+            issuer,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default(),
+            keys: tokio::sync::Mutex::new((None, HashMap::new())),
+        }
+    }
+
+    async fn key(&self, kid: &str) -> Result<jsonwebtoken::DecodingKey, GuardError> {
+        let mut keys = self.keys.lock().await;
+        if let Some(k) = keys.1.get(kid) {
+            return Ok(k.clone());
+        }
+        if keys.0.is_some_and(|at| at.elapsed() < Duration::from_secs(10)) {
+            return Err(GuardError::InvalidToken("signed by an unknown key".into()));
+        }
+        let jwks: serde_json::Value = self
+            .http
+            .get(&self.jwks_url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|_| GuardError::Unavailable)?
+            .json()
+            .await
+            .map_err(|_| GuardError::Unavailable)?;
+        let mut fresh = HashMap::new();
+        for k in jwks["keys"].as_array().into_iter().flatten() {
+            if let (Some(id), Some(n), Some(e)) = (k["kid"].as_str(), k["n"].as_str(), k["e"].as_str()) {
+                if let Ok(key) = jsonwebtoken::DecodingKey::from_rsa_components(n, e) {
+                    fresh.insert(id.to_string(), key);
+                }
+            }
+        }
+        *keys = (Some(Instant::now()), fresh);
+        keys.1.get(kid).cloned().ok_or_else(|| GuardError::InvalidToken("signed by an unknown key".into()))
+    }
+}
+
+#[async_trait]
+impl Verifier for JwtVerifier {
+    async fn verify(&self, token: &str) -> Result<TokenInfo, GuardError> {
+        let invalid = || GuardError::InvalidToken("invalid access token".into());
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
+        // RFC 9068 §4: the type must say access token, so an ID token is not one.
+        if header.alg != jsonwebtoken::Algorithm::RS256 || header.typ.as_deref().map(str::to_ascii_lowercase).as_deref() != Some("at+jwt") {
+            return Err(invalid());
+        }
+        let key = self.key(header.kid.as_deref().ok_or_else(invalid)?).await?;
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.leeway = 5;
+        let data = jsonwebtoken::decode::<JwtAccessClaims>(token, &key, &validation).map_err(|_| invalid())?;
+        let c = data.claims;
+        let user_id = (c.sub != c.client_id).then_some(c.sub);
+        Ok(TokenInfo {
+            client_id: c.client_id,
+            user_id,
+            login: None,
+            scopes: c.scope.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+            expires_at: c.exp,
+        })
+    }
+}

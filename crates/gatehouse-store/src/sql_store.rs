@@ -68,7 +68,7 @@ macro_rules! impl_store {
 
             const USER_COLS: &str = "id, login, email, password_hash, created_at";
             const CLIENT_COLS: &str = "id, name, owner_user_id, category, kind, allow_implicit, \
-                redirect_uris, secret_hash, previous_secret_hash, previous_secret_expires_at, created_at";
+                redirect_uris, secret_hash, previous_secret_hash, previous_secret_expires_at, created_at, jwt_access_tokens";
             const CODE_COLS: &str = "code_hash, client_id, user_id, redirect_uri, redirect_uri_given, scopes, code_challenge, \
                 code_challenge_method, nonce, auth_time, created_at, expires_at, used";
             const REFRESH_COLS: &str = "token_hash, family_id, client_id, user_id, scopes, created_at, \
@@ -101,6 +101,7 @@ macro_rules! impl_store {
                     previous_secret_hash: r.try_get("previous_secret_hash")?,
                     previous_secret_expires_at: r.try_get("previous_secret_expires_at")?,
                     created_at: r.try_get("created_at")?,
+                    jwt_access_tokens: r.try_get::<i64, _>("jwt_access_tokens")? != 0,
                 })
             }
 
@@ -337,7 +338,7 @@ macro_rules! impl_store {
                     sqlx::query(
                         "INSERT INTO clients (id, name, owner_user_id, category, kind, allow_implicit, \
                          redirect_uris, secret_hash, previous_secret_hash, previous_secret_expires_at, \
-                         created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, $9)",
+                         created_at, jwt_access_tokens) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, $9, $10)",
                     )
                     .bind(&c.id)
                     .bind(&c.name)
@@ -348,6 +349,7 @@ macro_rules! impl_store {
                     .bind(uris)
                     .bind(&c.secret_hash)
                     .bind(c.created_at)
+                    .bind(c.jwt_access_tokens as i64)
                     .execute(self.writer())
                     .await
                     .map_err(db_err)

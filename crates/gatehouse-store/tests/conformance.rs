@@ -147,6 +147,7 @@ mod cases {
             previous_secret_hash: None,
             previous_secret_expires_at: None,
             created_at: NOW,
+            jwt_access_tokens: false,
         };
         store.create_client(&c).await.unwrap();
         c

@@ -78,7 +78,7 @@ pub async fn exchange(
         &record.scopes,
         Refresh::NewFamily,
         Some(&code_hash),
-    );
+    ).await?;
     match auth.store.redeem_code(&code_hash, &minted.issue, auth.policy.refresh_caps(), now).await? {
         Redemption::Issued => {
             with_id_token(auth, minted.response, client, &record.user_id, record.nonce.as_deref(), Some(record.auth_time)).await

@@ -17,7 +17,7 @@ pub async fn issue(
         ));
     }
     let scopes = auth.catalog.parse(scope)?;
-    let minted = mint(auth, client, None, &scopes, Refresh::None, None);
+    let minted = mint(auth, client, None, &scopes, Refresh::None, None).await?;
     auth.store.insert_tokens(&minted.issue, auth.policy.refresh_caps(), auth.now()).await?;
     Ok(minted.response)
 }

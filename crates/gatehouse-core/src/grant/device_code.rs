@@ -31,7 +31,7 @@ pub async fn poll(auth: &Authority, client: &Client, device_code: Option<&str>) 
         DeviceStatus::Used => Err(OAuthError::invalid_grant("the device code was already used")),
         DeviceStatus::Approved => {
             let user_id = device.user_id.as_deref().ok_or_else(invalid)?;
-            let minted = mint(auth, client, Some(user_id), &device.scopes, Refresh::NewFamily, None);
+            let minted = mint(auth, client, Some(user_id), &device.scopes, Refresh::NewFamily, None).await?;
             match auth.store.redeem_device(&hash, &minted.issue, auth.policy.refresh_caps(), now).await? {
                 Redemption::Issued => with_id_token(auth, minted.response, client, user_id, None, device.auth_time).await,
                 Redemption::AlreadyUsed => Err(OAuthError::invalid_grant("the device code was already used")),

@@ -60,17 +60,49 @@ pub(crate) async fn with_id_token(
     Ok(response)
 }
 
-pub(crate) fn mint(
+/// RFC 9068 §2.2: the claims of a JWT access token.
+#[derive(serde::Serialize)]
+struct JwtAccessClaims<'a> {
+    iss: &'a str,
+    exp: i64,
+    aud: &'a str,
+    sub: &'a str,
+    client_id: &'a str,
+    iat: i64,
+    jti: String,
+    scope: String,
+}
+
+pub(crate) async fn mint(
     auth: &Authority,
     client: &Client,
     user_id: Option<&str>,
     access_scopes: &ScopeSet,
     refresh: Refresh<'_>,
     code_hash: Option<&str>,
-) -> Minted {
+) -> Result<Minted, crate::error::OAuthError> {
     let now = auth.now();
     let ttl = auth.policy.access_token_ttl;
-    let access_plain = new_secret();
+    let access_plain = if auth.policy.jwt_access_tokens || client.jwt_access_tokens {
+        let keyring = auth.keyring.as_ref().ok_or_else(|| {
+            tracing::error!("JWT access tokens need signing keys, and none are configured");
+            crate::error::OAuthError::server_error()
+        })?;
+        let claims = JwtAccessClaims {
+            iss: &auth.issuer,
+            exp: now + ttl,
+            aud: &auth.issuer,
+            // App tokens have no user: the client is the subject (RFC 9068 §2.2).
+            sub: user_id.unwrap_or(&client.id),
+            client_id: &client.id,
+            iat: now,
+            jti: random_token(24),
+            scope: access_scopes.to_space_separated(),
+        };
+        keyring.sign(auth.store.as_ref(), now, &claims, "at+jwt").await?
+    } else {
+        new_secret()
+    };
 
     let refresh_record = match (refresh, user_id) {
         (Refresh::None, _) | (_, None) => None,
@@ -120,7 +152,7 @@ pub(crate) fn mint(
         code_hash: code_hash.map(str::to_string),
         revoked: false,
     };
-    Minted {
+    Ok(Minted {
         response: TokenResponse {
             access_token: access_plain,
             token_type: "bearer",
@@ -130,5 +162,5 @@ pub(crate) fn mint(
             id_token: None,
         },
         issue: TokenIssue { access, refresh: refresh_record },
-    }
+    })
 }

@@ -55,7 +55,7 @@ pub async fn refresh(
         &access_scopes,
         Refresh::SameFamily(&record),
         record.code_hash.as_deref(),
-    );
+    ).await?;
     if let Some(r) = minted.issue.refresh.as_mut() {
         r.scopes = record.scopes.clone();
     }
