@@ -1,6 +1,7 @@
 //! The `gatehouse` command: the server and its admin commands.
 
 mod config;
+mod token_cli;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -55,6 +56,8 @@ enum Command {
     /// Manage OpenID Connect signing keys
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Get, refresh, validate or revoke tokens from a Gatehouse server (a client command)
+    Token(token_cli::TokenArgs),
 }
 
 #[derive(Subcommand)]
@@ -147,6 +150,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Command::Token(args) = cli.command {
+        // A client command: it talks HTTP to a server and never opens a database.
+        return match runtime.block_on(token_cli::run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(f) => {
+                eprintln!("error: {}", f.message);
+                ExitCode::from(f.code)
+            }
+        };
+    }
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
@@ -193,6 +206,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Client(cmd) => client_command(&auth, cmd).await,
+        Command::Token(_) => unreachable!("handled before the database is opened"),
         Command::Keys(cmd) => {
             let keyring = gatehouse_core::oidc::Keyring::new(config::key_encryption_key(&file)?);
             keys_command(&auth, &keyring, cmd).await

@@ -6,6 +6,8 @@ mod common;
 mod api;
 mod authorize_errors;
 mod cli;
+mod cli_token;
+mod client_lib;
 mod client_auth;
 mod code_flow;
 mod consent;
