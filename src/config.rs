@@ -21,6 +21,7 @@ pub struct FileConfig {
     pub scope_as_array: Option<bool>,
     pub purge_interval_seconds: Option<u64>,
     pub api_query_tokens: Option<bool>,
+    pub signup_enabled: Option<bool>,
     /// Base64 of 32 bytes that encrypt the OpenID Connect signing keys at rest.
     pub key_encryption_key: Option<String>,
     /// A file holding that key, created on first start when missing (default gatehouse.key).

@@ -347,6 +347,7 @@ async fn serve(
         purge_interval: file.purge_interval(),
         rate_limits,
         api_query_tokens: file.api_query_tokens.unwrap_or(true),
+        signup_enabled: file.signup_enabled.unwrap_or(true),
     };
     tracing::info!(%local, issuer = %config.issuer, "gatehouse listening");
     if !config.secure_cookies() && !is_loopback_issuer(&config.issuer) {

@@ -14,6 +14,7 @@ mod consent;
 mod device;
 mod hardening;
 mod oidc;
+mod pages;
 mod implicit_and_app_tokens;
 mod jwt_access_tokens;
 mod pkce;

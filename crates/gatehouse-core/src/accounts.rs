@@ -87,6 +87,21 @@ pub fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| hash_password(&random_token(32)))
 }
 
+/// Checks a sign-up and hashes its password (slow: call off the async threads); the
+/// result is ready for `Store::create_user`.
+pub fn new_user(login: &str, email: &str, password: &str, now: i64) -> Result<User, AccountError> {
+    check_login(login)?;
+    check_email(email)?;
+    check_password(password)?;
+    Ok(User {
+        id: random_token(16),
+        login: login.to_string(),
+        email: email.to_string(),
+        password_hash: hash_password(password),
+        created_at: now,
+    })
+}
+
 /// Creates a user. The password is hashed here; call from a blocking-friendly context.
 pub async fn create_user(
     auth: &Authority,
@@ -94,16 +109,7 @@ pub async fn create_user(
     email: &str,
     password: &str,
 ) -> Result<User, AccountError> {
-    check_login(login)?;
-    check_email(email)?;
-    check_password(password)?;
-    let user = User {
-        id: random_token(16),
-        login: login.to_string(),
-        email: email.to_string(),
-        password_hash: hash_password(password),
-        created_at: auth.now(),
-    };
+    let user = new_user(login, email, password, auth.now())?;
     auth.store.create_user(&user).await?;
     Ok(user)
 }

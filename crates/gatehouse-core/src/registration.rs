@@ -109,3 +109,17 @@ pub async fn rotate_secret(
     }
     Ok(secret)
 }
+
+/// Applies a developer's edit: the same rules as registration.
+pub async fn update(auth: &Authority, client: &Client, edit: NewClient) -> Result<(), RegistrationError> {
+    check(&edit)?;
+    let found = auth
+        .store
+        .update_client(&client.id, edit.name.trim(), &edit.category, &edit.redirect_uris, edit.allow_implicit)
+        .await?;
+    if found {
+        Ok(())
+    } else {
+        Err(RegistrationError::NotFound)
+    }
+}

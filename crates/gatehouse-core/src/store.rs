@@ -60,6 +60,25 @@ pub trait Store: Send + Sync + 'static {
         previous_expires_at: Option<i64>,
     ) -> StoreResult<bool>;
 
+    /// Changes what a developer may edit; `Conflict` if the new name is taken.
+    async fn update_client(
+        &self,
+        id: &str,
+        name: &str,
+        category: &str,
+        redirect_uris: &[String],
+        allow_implicit: bool,
+    ) -> StoreResult<bool>;
+
+    /// A new password hash; every refresh token of the user stops working, as platforms
+    /// do on a password change, and every other session ends.
+    async fn change_password(&self, user_id: &str, password_hash: &str, keep_session: &str) -> StoreResult<()>;
+
+    /// The applications a user has authorized, with what and when.
+    async fn list_consents(&self, user_id: &str) -> StoreResult<Vec<(Consent, Client)>>;
+    /// Forgets the user's consent to the client and revokes every token it holds for them.
+    async fn disconnect(&self, user_id: &str, client_id: &str) -> StoreResult<()>;
+
     // Browser sessions
     async fn create_session(&self, session: &Session) -> StoreResult<()>;
     async fn find_session(&self, id_hash: &str, now: i64) -> StoreResult<Option<Session>>;

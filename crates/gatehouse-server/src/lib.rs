@@ -33,6 +33,8 @@ pub struct ServerConfig {
     pub rate_limits: RateLimits,
     /// Accept access tokens in the query string on the demo API (`?oauth_token=`).
     pub api_query_tokens: bool,
+    /// Whether `/signup` lets anyone make an account.
+    pub signup_enabled: bool,
 }
 
 impl Default for ServerConfig {
@@ -43,6 +45,7 @@ impl Default for ServerConfig {
             purge_interval: Duration::from_secs(60),
             rate_limits: RateLimits::default(),
             api_query_tokens: true,
+            signup_enabled: true,
         }
     }
 }

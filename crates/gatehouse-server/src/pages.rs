@@ -17,9 +17,17 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("error.html", include_str!("../templates/error.html")),
     ("activate.html", include_str!("../templates/activate.html")),
     ("device_done.html", include_str!("../templates/device_done.html")),
+    ("signup.html", include_str!("../templates/signup.html")),
+    ("console.html", include_str!("../templates/console.html")),
+    ("app_form.html", include_str!("../templates/app_form.html")),
+    ("app.html", include_str!("../templates/app.html")),
+    ("secret.html", include_str!("../templates/secret.html")),
+    ("connections.html", include_str!("../templates/connections.html")),
+    ("password.html", include_str!("../templates/password.html")),
 ];
 
 pub const STYLESHEET: &str = include_str!("../static/style.css");
+pub const CONSOLE_JS: &str = include_str!("../static/console.js");
 
 impl Pages {
     pub fn new() -> Self {

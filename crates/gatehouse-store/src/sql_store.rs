@@ -418,6 +418,93 @@ macro_rules! impl_store {
                     Ok(n > 0)
                 }
 
+                async fn update_client(
+                    &self,
+                    id: &str,
+                    name: &str,
+                    category: &str,
+                    redirect_uris: &[String],
+                    allow_implicit: bool,
+                ) -> StoreResult<bool> {
+                    let uris = serde_json::to_string(redirect_uris)
+                        .map_err(|e| gatehouse_core::error::StoreError::Backend(e.to_string()))?;
+                    let n = sqlx::query(
+                        "UPDATE clients SET name = $2, category = $3, redirect_uris = $4, allow_implicit = $5 WHERE id = $1",
+                    )
+                    .bind(id)
+                    .bind(name)
+                    .bind(category)
+                    .bind(uris)
+                    .bind(allow_implicit as i64)
+                    .execute(self.writer())
+                    .await
+                    .map_err(db_err)
+                    .map_err(conflict_as("an application with that name already exists"))?
+                    .rows_affected();
+                    Ok(n > 0)
+                }
+
+                async fn change_password(&self, user_id: &str, hash: &str, keep_session: &str) -> StoreResult<()> {
+                    retrying(|| async move {
+                        let mut tx = self.begin_write().await.map_err(db_err)?;
+                        sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+                            .bind(user_id)
+                            .bind(hash)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                        sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE user_id = $1 AND revoked = 0")
+                            .bind(user_id)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2")
+                            .bind(user_id)
+                            .bind(keep_session)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                        tx.commit().await.map_err(db_err)
+                    })
+                    .await
+                }
+
+                async fn list_consents(&self, user_id: &str) -> StoreResult<Vec<(Consent, Client)>> {
+                    let sql = format!(
+                        "SELECT co.user_id, co.client_id, co.scopes, co.granted_at, co.updated_at, {} \
+                         FROM consents co JOIN clients c ON c.id = co.client_id WHERE co.user_id = $1 \
+                         ORDER BY co.updated_at DESC, c.name",
+                        CLIENT_COLS.split(", ").map(|col| format!("c.{col}")).collect::<Vec<_>>().join(", ")
+                    );
+                    let rows = sqlx::query(&sql).bind(user_id).fetch_all(self.reader()).await.map_err(db_err)?;
+                    rows.iter()
+                        .map(|r| Ok((consent(r)?, client(r)?)))
+                        .collect::<Result<_, sqlx::Error>>()
+                        .map_err(db_err)
+                }
+
+                async fn disconnect(&self, user_id: &str, client_id: &str) -> StoreResult<()> {
+                    retrying(|| async move {
+                        let mut tx = self.begin_write().await.map_err(db_err)?;
+                        let run = |sql: &'static str| sqlx::query(sql).bind(user_id).bind(client_id);
+                        run("DELETE FROM consents WHERE user_id = $1 AND client_id = $2").execute(&mut *tx).await.map_err(db_err)?;
+                        // Repeat until none is live, as revoke_until_none_live explains.
+                        while run("UPDATE refresh_tokens SET revoked = 1 WHERE user_id = $1 AND client_id = $2 AND revoked = 0")
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?
+                            .rows_affected()
+                            > 0
+                        {}
+                        run("UPDATE access_tokens SET revoked = 1 WHERE user_id = $1 AND client_id = $2 AND revoked = 0")
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                        tx.commit().await.map_err(db_err)
+                    })
+                    .await
+                }
+
                 async fn create_session(&self, s: &Session) -> StoreResult<()> {
                     sqlx::query("INSERT INTO sessions (id_hash, user_id, auth_time, expires_at) VALUES ($1, $2, $3, $4)")
                         .bind(&s.id_hash)

@@ -17,6 +17,10 @@ pub async fn stylesheet() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], STYLESHEET)
 }
 
+pub async fn console_js() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], crate::pages::CONSOLE_JS)
+}
+
 pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let visitor = match Visitor::load(&state, &headers).await {
         Ok(v) => v,

@@ -1,6 +1,8 @@
 //! The HTTP surface of DESIGN.md, one module per concern.
 
+mod account;
 mod api;
+mod console;
 mod authorize;
 mod device;
 mod login;
@@ -26,6 +28,17 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/oauth2/userinfo", get(oidc::userinfo).post(oidc::userinfo))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
+        .route("/signup", get(account::signup_form).post(account::signup))
+        .route("/settings/connections", get(account::connections))
+        .route("/settings/connections/{client_id}/disconnect", post(account::disconnect))
+        .route("/settings/password", get(account::password_form).post(account::change_password))
+        .route("/console", get(console::list))
+        .route("/console/apps/new", get(console::new_form).post(console::create))
+        .route("/console/apps/{id}", get(console::manage).post(console::update))
+        .route("/console/apps/{id}/edit", get(console::edit_form))
+        .route("/console/apps/{id}/secret", post(console::new_secret))
+        .route("/console/apps/{id}/delete", post(console::delete))
+        .route("/static/console.js", get(meta::console_js))
         .route("/oauth2/authorize", get(authorize::start).post(authorize::decide))
         .route("/oauth2/token", post(token::token))
         .route("/oauth2/device", post(device::start))

@@ -1,0 +1,216 @@
+//! The developer console: register, manage, edit and delete applications, and make new
+//! client secrets (shown once).
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use gatehouse_core::model::{category_label, Client, ClientKind, CATEGORIES};
+use gatehouse_core::registration::{self, NewClient, RegistrationError};
+
+use super::account::{signed_in, unavailable};
+use super::login::posted_form;
+use crate::params::Params;
+use crate::session::Visitor;
+use crate::AppState;
+
+fn app_view(c: &Client) -> minijinja::Value {
+    minijinja::context! {
+        id => c.id, name => c.name, category => category_label(&c.category), kind => c.kind.as_str(),
+        allow_implicit => c.allow_implicit, redirect_uris => c.redirect_uris,
+    }
+}
+
+fn user_login(v: &Visitor) -> Option<String> {
+    v.user().map(|u| u.login.clone())
+}
+
+pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let v = match signed_in(&state, &headers, "/console").await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let Some(user) = v.user() else { return unavailable(&state) };
+    let Ok(apps) = state.auth.store.list_clients(Some(&user.id)).await else { return unavailable(&state) };
+    let apps: Vec<_> = apps.iter().map(app_view).collect();
+    state.pages.render("console.html", StatusCode::OK, minijinja::context! { apps, user => user_login(&v) })
+}
+
+/// The form's values, to show again after an error.
+#[derive(serde::Serialize, Default)]
+struct FormValues {
+    name: String,
+    redirect_uris: String,
+    category: String,
+    client_type: String,
+    allow_implicit: bool,
+}
+
+fn form_values(p: &Params) -> FormValues {
+    FormValues {
+        name: p.get("name").unwrap_or("").to_string(),
+        redirect_uris: p.get("redirect_uris").unwrap_or("").to_string(),
+        category: p.get("category").unwrap_or("other").to_string(),
+        client_type: p.get("client_type").unwrap_or("confidential").to_string(),
+        allow_implicit: p.get("allow_implicit") == Some("true"),
+    }
+}
+
+fn form_page(state: &AppState, v: &Visitor, app_id: Option<&str>, form: &FormValues, error: Option<&str>, status: StatusCode) -> Response {
+    let ctx = minijinja::context! { app_id, form, error, categories => CATEGORIES, csrf => v.csrf_token(), user => user_login(v) };
+    state.pages.render("app_form.html", status, ctx)
+}
+
+pub async fn new_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match signed_in(&state, &headers, "/console/apps/new").await {
+        Ok(v) => form_page(&state, &v, None, &FormValues { category: "other".into(), ..Default::default() }, None, StatusCode::OK),
+        Err(r) => r,
+    }
+}
+
+fn uris(text: &str) -> Vec<String> {
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect()
+}
+
+fn secret_page(state: &AppState, v: &Visitor, app_id: &str, secret: &str, title: &str, note: &str) -> Response {
+    let ctx = minijinja::context! { app_id, secret, title, old_secret_note => note, user => user_login(v) };
+    state.pages.render("secret.html", StatusCode::OK, ctx)
+}
+
+fn registration_error(e: &RegistrationError) -> StatusCode {
+    match e {
+        RegistrationError::NameTaken => StatusCode::CONFLICT,
+        RegistrationError::Storage => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let (p, v) = match posted_form(&state, &headers, &body).await {
+        Ok(form) => form,
+        Err(refused) => return refused,
+    };
+    let Some(user) = v.user() else { return Redirect::to("/login?next=%2Fconsole%2Fapps%2Fnew").into_response() };
+    let form = form_values(&p);
+    let new = NewClient {
+        name: form.name.clone(),
+        owner_user_id: user.id.clone(),
+        category: form.category.clone(),
+        kind: if form.client_type == "public" { ClientKind::Public } else { ClientKind::Confidential },
+        allow_implicit: form.allow_implicit,
+        redirect_uris: uris(&form.redirect_uris),
+        jwt_access_tokens: false,
+    };
+    match registration::register(&state.auth, new).await {
+        Ok((client, Some(secret))) => secret_page(&state, &v, &client.id, &secret, &format!("{} is registered", client.name), ""),
+        Ok((client, None)) => Redirect::to(&format!("/console/apps/{}", client.id)).into_response(),
+        Err(e) => form_page(&state, &v, None, &form, Some(&e.to_string()), registration_error(&e)),
+    }
+}
+
+/// The client, if `v` owns it; anyone else gets a 404, as if it did not exist.
+async fn owned(state: &AppState, v: &Visitor, id: &str) -> Result<Client, Response> {
+    let not_found = || state.pages.error(StatusCode::NOT_FOUND, "Not found", "No such application in your console.");
+    let user = v.user().ok_or_else(not_found)?;
+    match state.auth.store.find_client(id).await {
+        Ok(Some(c)) if c.owner_user_id == user.id => Ok(c),
+        Ok(_) => Err(not_found()),
+        Err(_) => Err(unavailable(state)),
+    }
+}
+
+pub async fn manage(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let v = match signed_in(&state, &headers, &format!("/console/apps/{id}")).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    match owned(&state, &v, &id).await {
+        Ok(c) => state.pages.render("app.html", StatusCode::OK, minijinja::context! { app => app_view(&c), csrf => v.csrf_token(), user => user_login(&v) }),
+        Err(r) => r,
+    }
+}
+
+pub async fn edit_form(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let v = match signed_in(&state, &headers, &format!("/console/apps/{id}/edit")).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    match owned(&state, &v, &id).await {
+        Ok(c) => {
+            let form = FormValues {
+                name: c.name.clone(),
+                redirect_uris: c.redirect_uris.join("\n"),
+                category: c.category.clone(),
+                client_type: c.kind.as_str().into(),
+                allow_implicit: c.allow_implicit,
+            };
+            form_page(&state, &v, Some(&c.id), &form, None, StatusCode::OK)
+        }
+        Err(r) => r,
+    }
+}
+
+pub async fn update(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Response {
+    let (p, v) = match posted_form(&state, &headers, &body).await {
+        Ok(form) => form,
+        Err(refused) => return refused,
+    };
+    let client = match owned(&state, &v, &id).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let form = form_values(&p);
+    let edit = NewClient {
+        name: form.name.clone(),
+        owner_user_id: client.owner_user_id.clone(),
+        category: form.category.clone(),
+        kind: client.kind,
+        allow_implicit: form.allow_implicit,
+        redirect_uris: uris(&form.redirect_uris),
+        jwt_access_tokens: client.jwt_access_tokens,
+    };
+    match registration::update(&state.auth, &client, edit).await {
+        Ok(()) => Redirect::to(&format!("/console/apps/{id}")).into_response(),
+        Err(e) => form_page(&state, &v, Some(&id), &form, Some(&e.to_string()), registration_error(&e)),
+    }
+}
+
+pub async fn new_secret(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Response {
+    let (p, v) = match posted_form(&state, &headers, &body).await {
+        Ok(form) => form,
+        Err(refused) => return refused,
+    };
+    if let Err(r) = owned(&state, &v, &id).await {
+        return r;
+    }
+    let grace = match p.get("grace").unwrap_or("0") {
+        "0" => None,
+        "3600" => Some(3600),
+        "86400" => Some(86_400),
+        _ => return state.pages.error(StatusCode::BAD_REQUEST, "Bad request", "Choose how long to keep the old secret."),
+    };
+    match registration::rotate_secret(&state.auth, &id, grace).await {
+        Ok(secret) => {
+            let note = match grace {
+                None => "The previous secret no longer works.".to_string(),
+                Some(g) => format!("The previous secret keeps working for {} more.", if g == 3600 { "1 hour" } else { "1 day" }),
+            };
+            secret_page(&state, &v, &id, &secret, "New client secret", &note)
+        }
+        Err(e) => state.pages.error(registration_error(&e), "Could not make a new secret", &e.to_string()),
+    }
+}
+
+pub async fn delete(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Response {
+    let (_, v) = match posted_form(&state, &headers, &body).await {
+        Ok(form) => form,
+        Err(refused) => return refused,
+    };
+    if let Err(r) = owned(&state, &v, &id).await {
+        return r;
+    }
+    match state.auth.store.delete_client(&id).await {
+        Ok(_) => Redirect::to("/console").into_response(),
+        Err(_) => unavailable(&state),
+    }
+}
