@@ -71,7 +71,7 @@ async fn sign_up_register_manage_rotate_edit_and_delete() {
     let other = server.browser();
     post(&other, "/signup", "/signup", &[("login", "eve"), ("email", "eve@example.com"), ("password", "long-enough-pw")]).await;
     assert_eq!(get(&other, &format!("/console/apps/{id}")).await.0, StatusCode::NOT_FOUND);
-    let res = post(&other, "/console", &format!("/console/apps/{id}/delete"), &[]).await;
+    let res = post(&other, "/console/apps/new", &format!("/console/apps/{id}/delete"), &[]).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 
     // Delete revokes what was issued.
