@@ -5,6 +5,7 @@ mod common;
 
 mod api;
 mod authorize_errors;
+mod browser;
 mod cli;
 mod cli_token;
 mod client_lib;
