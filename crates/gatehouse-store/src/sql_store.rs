@@ -265,6 +265,32 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            /// Redeems a single-use grant (a code, an approved device authorization): the
+            /// conditional UPDATE `claim` is the one point where concurrent redemptions are
+            /// decided, as exactly one of them sees a row change; the winner's tokens are
+            /// stored in the same transaction.
+            async fn redeem_once(
+                store: &$Store,
+                claim: &'static str,
+                key: &str,
+                issue: &TokenIssue,
+                caps: RefreshCaps,
+                now: i64,
+            ) -> StoreResult<Redemption> {
+                retrying(|| async move {
+                    let mut tx = store.begin_write().await.map_err(db_err)?;
+                    let won = sqlx::query(claim).bind(key).execute(&mut *tx).await.map_err(db_err)?.rows_affected() == 1;
+                    if !won {
+                        tx.rollback().await.map_err(db_err)?;
+                        return Ok(Redemption::AlreadyUsed);
+                    }
+                    store_new_grant(&mut tx, issue, caps, now).await.map_err(db_err)?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(Redemption::Issued)
+                })
+                .await
+            }
+
             /// Revokes the refresh and access tokens whose `column` is `value`.
             /// A rotation in flight may insert a new token the first UPDATE's snapshot
             /// cannot see (PostgreSQL, READ COMMITTED): the UPDATE waits on the row the
@@ -587,26 +613,7 @@ macro_rules! impl_store {
                     caps: RefreshCaps,
                     now: i64,
                 ) -> StoreResult<Redemption> {
-                    retrying(|| async move {
-                        let mut tx = self.begin_write().await.map_err(db_err)?;
-                        // The conditional update is the single point where concurrent
-                        // redemptions are decided: exactly one sees a row change.
-                        let won = sqlx::query("UPDATE authorization_codes SET used = 1 WHERE code_hash = $1 AND used = 0")
-                            .bind(code_hash)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_err)?
-                            .rows_affected()
-                            == 1;
-                        if !won {
-                            tx.rollback().await.map_err(db_err)?;
-                            return Ok(Redemption::AlreadyUsed);
-                        }
-                        store_new_grant(&mut tx, issue, caps, now).await.map_err(db_err)?;
-                        tx.commit().await.map_err(db_err)?;
-                        Ok(Redemption::Issued)
-                    })
-                    .await
+                    redeem_once(self, "UPDATE authorization_codes SET used = 1 WHERE code_hash = $1 AND used = 0", code_hash, issue, caps, now).await
                 }
 
                 async fn revoke_tokens_from_code(&self, code_hash: &str) -> StoreResult<()> {
@@ -864,26 +871,8 @@ macro_rules! impl_store {
                 }
 
                 async fn redeem_device(&self, hash: &str, issue: &TokenIssue, caps: RefreshCaps, now: i64) -> StoreResult<Redemption> {
-                    retrying(|| async move {
-                        let mut tx = self.begin_write().await.map_err(db_err)?;
-                        let won = sqlx::query(
-                            "UPDATE device_authorizations SET status = 'used' WHERE device_code_hash = $1 AND status = 'approved'",
-                        )
-                        .bind(hash)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?
-                        .rows_affected()
-                            == 1;
-                        if !won {
-                            tx.rollback().await.map_err(db_err)?;
-                            return Ok(Redemption::AlreadyUsed);
-                        }
-                        store_new_grant(&mut tx, issue, caps, now).await.map_err(db_err)?;
-                        tx.commit().await.map_err(db_err)?;
-                        Ok(Redemption::Issued)
-                    })
-                    .await
+                    let claim = "UPDATE device_authorizations SET status = 'used' WHERE device_code_hash = $1 AND status = 'approved'";
+                    redeem_once(self, claim, hash, issue, caps, now).await
                 }
 
                 async fn channel(&self, user_id: &str, new_stream_key: &str, now: i64) -> StoreResult<Channel> {
