@@ -99,7 +99,15 @@ async fn click(c: &Client, css: &str) {
 }
 
 async fn text(c: &Client, css: &str) -> String {
-    c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).text().await.unwrap()
+    // Wait: a click that submits a form returns before the next page has loaded.
+    match c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await {
+        Ok(e) => e.text().await.unwrap(),
+        Err(e) => {
+            let url = c.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+            let page = c.source().await.unwrap_or_default();
+            panic!("{css}: {e}\nat {url}:\n{page}")
+        }
+    }
 }
 
 async fn shot(c: &Client, name: &str) {

@@ -91,10 +91,7 @@ impl TestServer {
 
     /// A browser: keeps cookies, does not follow redirects so each step can be seen.
     pub fn browser(&self) -> Browser {
-        Browser {
-            http: reqwest::Client::builder().cookie_store(true).redirect(RedirectPolicy::none()).build().expect("client"),
-            base: self.base.clone(),
-        }
+        Browser::at(&self.base)
     }
 
     /// Posts a form to the token endpoint with client_secret_post credentials.
@@ -192,6 +189,14 @@ pub enum Outcome {
 }
 
 impl Browser {
+    /// A fresh browser (its own cookie jar) for the server at `base`.
+    pub fn at(base: &str) -> Browser {
+        Browser {
+            http: reqwest::Client::builder().cookie_store(true).redirect(RedirectPolicy::none()).build().expect("client"),
+            base: base.to_string(),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         if path.starts_with("http") {
             path.to_string()

@@ -1,6 +1,7 @@
 //! Black-box tests: the real server on a random loopback port with a fresh SQLite file,
 //! driven over HTTP by reqwest (as a browser and as a client) and by the `oauth2` crate.
 
+mod binary;
 mod common;
 
 mod api;
@@ -12,6 +13,7 @@ mod client_lib;
 mod client_auth;
 mod code_flow;
 mod consent;
+mod crash;
 mod device;
 mod hardening;
 mod oidc;

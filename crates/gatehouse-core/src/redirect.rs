@@ -34,8 +34,8 @@ fn is_loopback(url: &Url) -> bool {
     }
 }
 
-/// Finds the registered URI that `requested` matches and returns the requested one
-/// (with its port) to redirect to.
+/// Finds the registered URI that `requested` matches. The caller redirects to `requested`
+/// itself, which may differ from the registered one in its loopback port only.
 pub fn match_registered<'a>(requested: &str, registered: &'a [String]) -> Option<&'a str> {
     if let Some(exact) = registered.iter().find(|r| r.as_str() == requested) {
         return Some(exact);

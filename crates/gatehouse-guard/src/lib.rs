@@ -26,6 +26,12 @@ pub use middleware::{authenticate, require_scope, Token};
 pub use token_source::redact_query;
 pub use verify::{IntrospectionVerifier, JwtVerifier, LocalVerifier, Verifier};
 
+/// The guard's parsers of untrusted input, public so that fuzz targets can reach them.
+pub mod untrusted {
+    pub use crate::token_source::{from_header, from_pairs};
+    pub use crate::verify::{jwt_claims, jwt_key_id};
+}
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -9,7 +9,7 @@ use crate::error::GuardError;
 
 const NAMES: [&str; 2] = ["oauth_token", "access_token"];
 
-pub(crate) fn from_header(headers: &HeaderMap) -> Result<Option<String>, GuardError> {
+pub fn from_header(headers: &HeaderMap) -> Result<Option<String>, GuardError> {
     let mut found = None;
     for value in headers.get_all(header::AUTHORIZATION) {
         let value = value.to_str().map_err(|_| GuardError::InvalidRequest("malformed Authorization header".into()))?;
@@ -25,7 +25,7 @@ pub(crate) fn from_header(headers: &HeaderMap) -> Result<Option<String>, GuardEr
 }
 
 /// Tokens among URL-encoded pairs (a query string or a form body).
-pub(crate) fn from_pairs(raw: &[u8]) -> Result<Option<String>, GuardError> {
+pub fn from_pairs(raw: &[u8]) -> Result<Option<String>, GuardError> {
     let mut found = None;
     for (k, v) in url::form_urlencoded::parse(raw) {
         if NAMES.contains(&k.as_ref()) {

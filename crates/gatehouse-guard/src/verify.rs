@@ -226,26 +226,40 @@ impl JwtVerifier {
 #[async_trait]
 impl Verifier for JwtVerifier {
     async fn verify(&self, token: &str) -> Result<TokenInfo, GuardError> {
-        let invalid = || GuardError::InvalidToken("invalid access token".into());
-        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
-        // RFC 9068 §4: the type must say access token, so an ID token is not one.
-        if header.alg != jsonwebtoken::Algorithm::RS256 || header.typ.as_deref().map(str::to_ascii_lowercase).as_deref() != Some("at+jwt") {
-            return Err(invalid());
-        }
-        let key = self.key(header.kid.as_deref().ok_or_else(invalid)?).await?;
-        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
-        validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&[&self.audience]);
-        validation.leeway = 5;
-        let data = jsonwebtoken::decode::<JwtAccessClaims>(token, &key, &validation).map_err(|_| invalid())?;
-        let c = data.claims;
-        let user_id = (c.sub != c.client_id).then_some(c.sub);
-        Ok(TokenInfo {
-            client_id: c.client_id,
-            user_id,
-            login: None,
-            scopes: c.scope.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect(),
-            expires_at: c.exp,
-        })
+        let kid = jwt_key_id(token)?;
+        let key = self.key(&kid).await?;
+        jwt_claims(token, &key, &self.issuer, &self.audience)
     }
+}
+
+fn invalid_jwt() -> GuardError {
+    GuardError::InvalidToken("invalid access token".into())
+}
+
+/// The key id of an RFC 9068 access token, after checking its header: RS256 and
+/// `typ: at+jwt` (RFC 9068 §4, so an ID token is not taken for an access token).
+pub fn jwt_key_id(token: &str) -> Result<String, GuardError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| invalid_jwt())?;
+    if header.alg != jsonwebtoken::Algorithm::RS256 || header.typ.as_deref().map(str::to_ascii_lowercase).as_deref() != Some("at+jwt") {
+        return Err(invalid_jwt());
+    }
+    header.kid.ok_or_else(invalid_jwt)
+}
+
+/// Checks the signature, issuer, audience and expiry of a JWT access token with `key`.
+pub fn jwt_claims(token: &str, key: &jsonwebtoken::DecodingKey, issuer: &str, audience: &str) -> Result<TokenInfo, GuardError> {
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[audience]);
+    validation.leeway = 5;
+    let data = jsonwebtoken::decode::<JwtAccessClaims>(token, key, &validation).map_err(|_| invalid_jwt())?;
+    let c = data.claims;
+    let user_id = (c.sub != c.client_id).then_some(c.sub);
+    Ok(TokenInfo {
+        client_id: c.client_id,
+        user_id,
+        login: None,
+        scopes: c.scope.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+        expires_at: c.exp,
+    })
 }

@@ -19,6 +19,12 @@ use gatehouse_core::Authority;
 pub use error::ApiError;
 pub use rate_limit::RateLimits;
 
+/// The server's parsers of untrusted input, public so that fuzz targets can reach them.
+pub mod untrusted {
+    pub use crate::params::{basic_auth, bearer_token, Params};
+    pub use crate::session::read_cookie;
+}
+
 /// Settings the HTTP layer needs beyond the core's policy.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {

@@ -60,7 +60,7 @@ impl Params {
 
 /// `Authorization: Basic` for clients: base64 of `id:secret`, each form-urlencoded
 /// first (RFC 6749 §2.3.1). Any other scheme is left for the endpoint to judge.
-fn basic_auth(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
+pub fn basic_auth(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
     let bad = || OAuthError::invalid_client("malformed Basic credentials");
     let value = value.to_str().map_err(|_| bad())?;

@@ -21,7 +21,7 @@ fn cookie_name(state: &AppState) -> &'static str {
     }
 }
 
-fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
