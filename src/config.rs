@@ -58,6 +58,9 @@ pub struct RateLimitConfig {
     pub token: Option<i64>,
     /// Sign-in attempts, per client address.
     pub login: Option<i64>,
+    /// Sign-in attempts per account from unknown browsers, over `login_account_window_seconds`.
+    pub login_account: Option<i64>,
+    pub login_account_window_seconds: Option<i64>,
     pub window_seconds: Option<i64>,
     /// Share buckets between instances through the database (default: on for PostgreSQL).
     pub shared: Option<bool>,
@@ -80,6 +83,14 @@ impl FileConfig {
             api: budget("api", r.api, d.api.capacity)?,
             token: budget("token", r.token, d.token.capacity)?,
             login: budget("login", r.login, d.login.capacity)?,
+            login_account: {
+                let b = budget("login_account", r.login_account, d.login_account.capacity)?;
+                let window = r.login_account_window_seconds.unwrap_or(d.login_account.window);
+                if window <= 0 {
+                    return Err("rate_limits.login_account_window_seconds must be positive".into());
+                }
+                gatehouse_core::model::RateBudget { window, ..b }
+            },
             shared: r.shared.unwrap_or(database_url.starts_with("postgres")),
             trust_forwarded_for: r.trust_forwarded_for.unwrap_or(false),
         })

@@ -35,7 +35,7 @@ struct Setup {
 
 fn setup(dir: &std::path::Path, database_url: Option<&str>) -> Setup {
     // No rate limits in the way, and room for every refresh token the test makes.
-    let config = "[rate_limits]\ntoken = 1000000000\nlogin = 1000000\n[policy]\nmax_refresh_per_client_user = 100000\nmax_refresh_per_user = 100000\n";
+    let config = "[rate_limits]\ntoken = 1000000000\nlogin = 1000000\nlogin_account = 1000000\n[policy]\nmax_refresh_per_client_user = 100000\nmax_refresh_per_user = 100000\n";
     std::fs::write(dir.join("gatehouse.toml"), config).unwrap();
     let db: Vec<&str> = database_url.map(|u| vec!["--database-url", u]).unwrap_or_default();
     let run = |args: &[&str], stdin: Option<&str>| {
@@ -174,10 +174,16 @@ async fn run(database_url: Option<&str>) {
     let ledger = std::mem::take(&mut *ledger.lock().unwrap());
     assert!(ledger.access_tokens.len() > RESTARTS, "the hammer barely ran: {} tokens", ledger.access_tokens.len());
 
+    // A code whose every request died with the server may still be unredeemed (and
+    // live for its minute); either way, over all lives and two more tries now, each
+    // code gives tokens at most once.
     for (code, wins) in &ledger.code_wins {
-        assert!(*wins <= 1, "a code was redeemed {wins} times");
-        let again = post_token(&http, &base, &setup, &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", REDIRECT)]).await;
-        assert!(again.is_none(), "a code was redeemable after the crashes");
+        let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT)];
+        let mut total = *wins;
+        for _ in 0..2 {
+            total += usize::from(post_token(&http, &base, &setup, &form).await.is_some());
+        }
+        assert!(total <= 1, "a code was redeemed {total} times");
     }
     let idle_chains: Vec<&String> = ledger.chains.iter().filter(|(_, in_flight)| !in_flight).map(|(t, _)| t).collect();
     assert!(!idle_chains.is_empty(), "every kill found a rotation in flight");

@@ -200,3 +200,47 @@ async fn expired_records_are_purged() {
     let rhash = gatehouse_core::secret::hash_secret(&s(&t, "refresh_token"));
     assert!(store.find_refresh_token(&rhash).await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn password_guessing_is_throttled_per_account_but_the_owner_is_never_locked_out() {
+    let f = Fixture::new().await;
+    // The owner signs in once from their browser, which then remembers the account.
+    let owner = f.server.browser();
+    assert_eq!(owner.sign_in("alice", PASSWORD).await.status(), StatusCode::SEE_OTHER);
+
+    // An attacker, from new browsers: ten attempts in all (the owner's first sign-in
+    // was one), then refused before the password is even checked (the right password
+    // too), with Retry-After.
+    for i in 0..9 {
+        let res = f.server.browser().sign_in("alice", &format!("guess-{i}")).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "guess {i}");
+    }
+    let res = f.server.browser().sign_in("alice", PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().contains_key("retry-after"));
+    // Other accounts are not held.
+    f.server.add_user("bob").await;
+    assert_eq!(f.server.browser().sign_in("bob", PASSWORD).await.status(), StatusCode::SEE_OTHER);
+
+    // The owner's browser still signs in: the lock does not apply to it.
+    assert_eq!(owner.sign_in("alice", PASSWORD).await.status(), StatusCode::SEE_OTHER);
+    // A forged known-browser cookie is worth nothing.
+    let http = f.server.http();
+    let res = http.get(f.server.url("/login")).send().await.unwrap();
+    let sid = res.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let csrf = hidden_inputs(&res.text().await.unwrap()).into_iter().find(|(k, _)| k == "csrf").unwrap().1;
+    let forged = format!("{sid}; gh_known={}", "A".repeat(60));
+    let res = http
+        .post(f.server.url("/login"))
+        .header("cookie", forged)
+        .form(&[("login", "alice"), ("password", PASSWORD), ("csrf", csrf.as_str()), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    // And the lock lifts by itself: one more attempt every 90 seconds.
+    f.server.clock.advance(91);
+    assert_eq!(f.server.browser().sign_in("alice", PASSWORD).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(f.server.browser().sign_in("alice", PASSWORD).await.status(), StatusCode::TOO_MANY_REQUESTS);
+}

@@ -22,5 +22,6 @@ mod implicit_and_app_tokens;
 mod jwt_access_tokens;
 mod pkce;
 mod refresh;
+mod rfc9700;
 mod scale_out;
 mod token_endpoints;

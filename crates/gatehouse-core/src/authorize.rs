@@ -69,6 +69,9 @@ pub struct RedirectTarget {
     pub given: bool,
     pub state: Option<String>,
     pub fragment: bool,
+    /// Sent as `iss` with every answer (RFC 9207), so a client talking to several
+    /// servers can tell which one answered (the mix-up defense of RFC 9700 §4.4).
+    pub issuer: String,
 }
 
 impl RedirectTarget {
@@ -79,7 +82,7 @@ impl RedirectTarget {
             Err(_) => return self.uri.clone(),
         };
         let state = self.state.as_deref().map(|s| ("state", s));
-        let all = params.iter().copied().chain(state);
+        let all = params.iter().copied().chain(state).chain([("iss", self.issuer.as_str())]);
         if self.fragment {
             let frag = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(all).finish();
             url.set_fragment(Some(&frag));
@@ -141,7 +144,13 @@ pub async fn validate(auth: &Authority, p: &AuthorizeParams) -> Result<Authorize
         Some("code") => ResponseType::Code,
         Some("token") => ResponseType::Token,
         _ => {
-            let target = RedirectTarget { uri: redirect_uri, given: p.redirect_uri.is_some(), state: p.state.clone(), fragment: false };
+            let target = RedirectTarget {
+                uri: redirect_uri,
+                given: p.redirect_uri.is_some(),
+                state: p.state.clone(),
+                fragment: false,
+                issuer: auth.issuer.trim_end_matches('/').to_string(),
+            };
             return Err(AuthorizeError::Redirect(
                 target,
                 OAuthError::new(ErrorCode::UnsupportedResponseType, "response_type must be code or token"),
@@ -153,6 +162,7 @@ pub async fn validate(auth: &Authority, p: &AuthorizeParams) -> Result<Authorize
         given: p.redirect_uri.is_some(),
         state: p.state.clone(),
         fragment: response_type == ResponseType::Token,
+        issuer: auth.issuer.trim_end_matches('/').to_string(),
     };
     let back = |e: OAuthError| AuthorizeError::Redirect(redirect.clone(), e);
 

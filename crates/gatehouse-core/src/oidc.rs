@@ -93,6 +93,20 @@ impl Keyring {
         Keyring { kek, active: Mutex::new(None) }
     }
 
+    /// Seals a short note for a cookie: only this server can make or read one, and
+    /// `purpose` binds it to its use. URL-safe text.
+    pub fn seal_note(&self, note: &str, purpose: &str) -> String {
+        let sealed = STANDARD.decode(self.kek.seal(note.as_bytes(), purpose)).unwrap_or_default();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed)
+    }
+
+    /// Opens a note sealed by [`Keyring::seal_note`] for `purpose`; None if forged.
+    pub fn open_note(&self, text: &str, purpose: &str) -> Option<String> {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).ok()?;
+        let plain = self.kek.open(&STANDARD.encode(bytes), purpose).ok()?;
+        String::from_utf8(plain).ok()
+    }
+
     /// Generates an RSA-2048 key, stores it encrypted, and returns its id.
     pub async fn generate(&self, store: &dyn Store, now: i64) -> Result<String, String> {
         let private = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).map_err(|e| e.to_string())?;
@@ -254,6 +268,11 @@ mod tests {
         assert!(!sealed.contains("private"));
         assert_eq!(again.open(&sealed, "kid1").unwrap(), b"private key bytes");
         assert!(again.open(&sealed, "kid2").is_err(), "bound to its key id");
+        let ring = Keyring::new(again);
+        let note = ring.seal_note("user-1", "known-browser");
+        assert_eq!(ring.open_note(&note, "known-browser").as_deref(), Some("user-1"));
+        assert_eq!(ring.open_note(&note, "other"), None, "bound to its purpose");
+        assert_eq!(ring.open_note(&format!("A{note}"), "known-browser"), None);
         let (other, _) = KeyEncryptionKey::generate();
         assert!(other.open(&sealed, "kid1").is_err());
         assert!(KeyEncryptionKey::from_base64("c2hvcnQ=").is_err());

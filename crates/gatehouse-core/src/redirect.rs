@@ -34,26 +34,23 @@ fn is_loopback(url: &Url) -> bool {
     }
 }
 
-/// Finds the registered URI that `requested` matches. The caller redirects to `requested`
-/// itself, which may differ from the registered one in its loopback port only.
+/// Finds the registered URI that `requested` matches: the same string (RFC 9700 §4.1.3),
+/// or for a loopback URI the same string but for its port (RFC 8252 §7.3). A loopback
+/// URI must come in its canonical spelling (an empty path aside: `http://localhost:4000`
+/// is how native apps write it), so `/a/../cb` does not pass for `/cb`.
 pub fn match_registered<'a>(requested: &str, registered: &'a [String]) -> Option<&'a str> {
     if let Some(exact) = registered.iter().find(|r| r.as_str() == requested) {
         return Some(exact);
     }
-    let req = Url::parse(requested).ok()?;
-    if req.scheme() != "http" || !is_loopback(&req) {
+    let mut req = Url::parse(requested).ok()?;
+    let canonical = req.as_str() == requested || (req.path() == "/" && req.as_str().strip_suffix('/') == Some(requested));
+    if !canonical || req.scheme() != "http" || !is_loopback(&req) {
         return None;
     }
+    req.set_port(None).ok()?;
     registered.iter().map(String::as_str).find(|r| {
-        let Ok(reg) = Url::parse(r) else { return false };
-        reg.scheme() == "http"
-            && is_loopback(&reg)
-            && reg.host() == req.host()
-            && reg.path() == req.path()
-            && reg.query() == req.query()
-            && req.username().is_empty()
-            && req.password().is_none()
-            && req.fragment().is_none()
+        let Ok(mut reg) = Url::parse(r) else { return false };
+        reg.scheme() == "http" && is_loopback(&reg) && reg.set_port(None).is_ok() && reg.as_str() == req.as_str()
     })
 }
 
@@ -85,6 +82,13 @@ mod tests {
         assert!(match_registered("http://127.0.0.1:3000/cb", &r).is_none());
         assert!(match_registered("http://localhost.evil.com:3000/cb", &r).is_none());
         assert!(match_registered("https://localhost:4000/cb", &r).is_none());
+        // Only the canonical spelling: no dot segments, no user info, no fragment.
+        assert!(match_registered("http://localhost:4000/x/../cb", &r).is_none());
+        let bare = reg(&["http://localhost:3000"]);
+        assert!(match_registered("http://localhost:4000", &bare).is_some());
+        assert!(match_registered("http://localhost:4000/", &bare).is_some());
+        assert!(match_registered("http://user@localhost:4000/cb", &r).is_none());
+        assert!(match_registered("http://localhost:4000/cb#f", &r).is_none());
     }
 
     #[test]

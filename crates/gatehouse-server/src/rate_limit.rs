@@ -21,6 +21,8 @@ pub struct RateLimits {
     pub api: RateBudget,
     pub token: RateBudget,
     pub login: RateBudget,
+    /// Sign-in attempts per account from browsers that have not signed in to it before.
+    pub login_account: RateBudget,
     /// Keep buckets in the database, shared by every instance (for PostgreSQL
     /// deployments); otherwise in this process's memory.
     pub shared: bool,
@@ -35,6 +37,9 @@ impl Default for RateLimits {
             api: RateBudget { capacity: 800, window: 60 },
             token: RateBudget { capacity: 3000, window: 60 },
             login: RateBudget { capacity: 20, window: 60 },
+            // Ten guesses, then one every 90 seconds: slow enough against guessing, and
+            // a lock that lifts by itself; known browsers are never held by it.
+            login_account: RateBudget { capacity: 10, window: 900 },
             shared: false,
             trust_forwarded_for: false,
         }

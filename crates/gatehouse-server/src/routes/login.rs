@@ -117,6 +117,26 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
             Err(_) => return unavailable(&state),
         },
     };
+    // Against guessing one account's password from many addresses: a budget per account
+    // for browsers that have never signed in to it. The owner's own browser carries a
+    // known-browser cookie and is never held, so an attacker cannot lock them out; the
+    // budget refills by itself, so no lock lasts.
+    let known = user.as_ref().is_some_and(|u| known_browser(&state, &headers).as_deref() == Some(u.id.as_str()));
+    if !known {
+        let budget = state.config.rate_limits.login_account;
+        let decision = state.take_rate(&format!("login-account:{}", login.to_lowercase()), budget).await;
+        if !decision.allowed {
+            tracing::warn!("sign-in attempts for one account over budget");
+            let msg = format!(
+                "Too many sign-in attempts for this account from new browsers. Try again in {} seconds, or from a browser you signed in with before.",
+                decision.retry_after
+            );
+            let mut res = render_form(&state, &visitor, &next, &login, Some(&msg), StatusCode::TOO_MANY_REQUESTS).await;
+            rate_limit::add_headers(res.headers_mut(), budget, &decision);
+            return res;
+        }
+    }
+
     // Verify against a decoy when the login is unknown, so timing does not tell which
     // logins exist. Argon2id takes 19 MiB and tens of milliseconds: a semaphore keeps
     // a flood of sign-ins from taking every thread and all memory.
@@ -136,10 +156,47 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
             return unavailable(&state);
         }
     }
+    let remember = remember_browser(&state, &user.id);
     match Visitor::sign_in(&state, user).await {
-        Ok(v) => with_cookie(Redirect::to(&next).into_response(), &v),
+        Ok(v) => {
+            let mut res = with_cookie(Redirect::to(&next).into_response(), &v);
+            res.headers_mut().extend(remember.map(|c| (header::SET_COOKIE, c)));
+            res
+        }
         Err(_) => unavailable(&state),
     }
+}
+
+const KNOWN_BROWSER: &str = "known-browser";
+
+fn known_browser_cookie(state: &AppState) -> &'static str {
+    if state.config.secure_cookies() {
+        "__Host-gh_known"
+    } else {
+        "gh_known"
+    }
+}
+
+/// The account this browser signed in to before, from its sealed cookie.
+fn known_browser(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    let keyring = state.auth.keyring.as_ref()?;
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == known_browser_cookie(state))
+        .and_then(|(_, v)| keyring.open_note(v, KNOWN_BROWSER))
+}
+
+/// A year-long cookie naming the account this browser signed in to, sealed so that no
+/// one can forge one for another account.
+fn remember_browser(state: &AppState, user_id: &str) -> Option<axum::http::HeaderValue> {
+    let note = state.auth.keyring.as_ref()?.seal_note(user_id, KNOWN_BROWSER);
+    let secure = if state.config.secure_cookies() { "; Secure" } else { "" };
+    let c = format!("{}={note}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000{secure}", known_browser_cookie(state));
+    axum::http::HeaderValue::from_str(&c).ok()
 }
 
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {

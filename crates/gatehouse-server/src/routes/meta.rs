@@ -67,5 +67,6 @@ pub async fn authorization_server_metadata(State(state): State<AppState>) -> Jso
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": if state.auth.policy.allow_plain_pkce { vec!["S256", "plain"] } else { vec!["S256"] },
+        "authorization_response_iss_parameter_supported": true,
     }))
 }
