@@ -126,3 +126,27 @@ async fn twitch_dialect_writes_scope_as_an_array() {
     let body = f.tokens("user_read channel_read").await;
     assert_eq!(body["scope"], serde_json::json!(["channel_read", "user_read"]));
 }
+
+#[tokio::test]
+async fn openapi_document_lists_every_json_endpoint() {
+    let server = TestServer::start().await;
+    let doc: serde_json::Value = server.http().get(server.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for (path, method) in [
+        ("/oauth2/token", "post"),
+        ("/oauth2/revoke", "post"),
+        ("/oauth2/introspect", "post"),
+        ("/oauth2/validate", "get"),
+        ("/oauth2/device", "post"),
+        ("/oauth2/keys", "get"),
+        ("/oauth2/userinfo", "get"),
+        ("/.well-known/openid-configuration", "get"),
+        ("/api/user", "get"),
+        ("/api/channel", "put"),
+        ("/api/channel/stream_key", "delete"),
+        ("/api/chat/login", "get"),
+    ] {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path} is not documented");
+    }
+    assert!(doc["components"]["schemas"]["TokenBody"]["properties"]["access_token"].is_object());
+}

@@ -1,6 +1,8 @@
 //! The demo platform API, built with gatehouse-guard. Every scope of the default catalog
 //! guards at least one endpoint; the table is in the README ("Protecting your API").
 
+#[allow(unused_imports)]
+use super::openapi::*;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -96,7 +98,12 @@ macro_rules! tri {
     };
 }
 
-async fn user(State(state): State<AppState>, token: Token) -> Response {
+#[utoipa::path(
+    get, path = "/api/user", tag = "demo API",
+    responses((status = 200, description = "OK", body = ApiUser), (status = "default", description = "An error", body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub(crate) async fn user(State(state): State<AppState>, token: Token) -> Response {
     let user = tri!(token_user(&state, &token).await);
     let mut body = json!({ "id": user.id, "login": user.login, "created_at": user.created_at });
     if token.0.has_scope("user_read") {
@@ -105,7 +112,12 @@ async fn user(State(state): State<AppState>, token: Token) -> Response {
     Json(body).into_response()
 }
 
-async fn email(State(state): State<AppState>, token: Token) -> Response {
+#[utoipa::path(
+    get, path = "/api/user/email", tag = "demo API",
+    responses((status = 200, description = "OK", body = EmailBody), (status = "default", description = "An error", body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub(crate) async fn email(State(state): State<AppState>, token: Token) -> Response {
     let user = tri!(token_user(&state, &token).await);
     Json(json!({ "email": user.email })).into_response()
 }
@@ -121,7 +133,12 @@ fn channel_json(user: &User, ch: &Channel, private: bool) -> Value {
     v
 }
 
-async fn channel(State(state): State<AppState>, token: Token) -> Response {
+#[utoipa::path(
+    get, path = "/api/channel", tag = "demo API",
+    responses((status = 200, description = "OK", body = ChannelBody), (status = "default", description = "An error", body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub(crate) async fn channel(State(state): State<AppState>, token: Token) -> Response {
     let user = tri!(token_user(&state, &token).await);
     let ch = tri!(my_channel(&state, &user).await);
     Json(channel_json(&user, &ch, token.0.has_scope("channel_read"))).into_response()
@@ -146,7 +163,13 @@ fn body<T: serde::de::DeserializeOwned + Default>(headers: &HeaderMap, bytes: &B
     }
 }
 
-async fn edit_channel(State(state): State<AppState>, token: Token, headers: HeaderMap, bytes: Bytes) -> Response {
+#[utoipa::path(
+    put, path = "/api/channel", tag = "demo API",
+    request_body(content = ChannelEditBody, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "OK", body = ChannelBody), (status = "default", description = "An error", body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub(crate) async fn edit_channel(State(state): State<AppState>, token: Token, headers: HeaderMap, bytes: Bytes) -> Response {
     let user = tri!(token_user(&state, &token).await);
     let edit: ChannelEdit = tri!(body(&headers, &bytes));
     for v in [&edit.status, &edit.game].into_iter().flatten() {
@@ -163,13 +186,23 @@ async fn edit_channel(State(state): State<AppState>, token: Token, headers: Head
     Json(channel_json(&user, &ch, token.0.has_scope("channel_read"))).into_response()
 }
 
-async fn stream_key(State(state): State<AppState>, token: Token) -> Response {
+#[utoipa::path(
+    get, path = "/api/channel/stream_key", tag = "demo API",
+    responses((status = 200, description = "OK", body = StreamKeyBody), (status = "default", description = "An error", body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub(crate) async fn stream_key(State(state): State<AppState>, token: Token) -> Response {
     let user = tri!(token_user(&state, &token).await);
     let ch = tri!(my_channel(&state, &user).await);
     Json(json!({ "stream_key": ch.stream_key })).into_response()
 }
 
-async fn reset_stream_key(State(state): State<AppState>, token: Token) -> Response {
+#[utoipa::path(
+    delete, path = "/api/channel/stream_key", tag = "demo API",
+    responses((status = 200, description = "OK", body = StreamKeyBody), (status = "default", description = "An error", body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub(crate) async fn reset_stream_key(State(state): State<AppState>, token: Token) -> Response {
     let user = tri!(token_user(&state, &token).await);
     tri!(my_channel(&state, &user).await);
     let key = format!("live_{}", random_token(30));
@@ -184,7 +217,13 @@ struct Commercial {
     length: Option<String>,
 }
 
-async fn commercial(State(state): State<AppState>, token: Token, headers: HeaderMap, bytes: Bytes) -> Response {
+#[utoipa::path(
+    post, path = "/api/channel/commercial", tag = "demo API",
+    request_body(content = CommercialRequest, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "OK", body = CommercialBody), (status = "default", description = "An error", body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub(crate) async fn commercial(State(state): State<AppState>, token: Token, headers: HeaderMap, bytes: Bytes) -> Response {
     let user = tri!(token_user(&state, &token).await);
     let req: Commercial = tri!(body(&headers, &bytes));
     let length: i64 = match req.length.as_deref().unwrap_or("30").parse() {
@@ -213,19 +252,39 @@ async fn list(state: &AppState, token: &Token, kind: Relation, outgoing: bool, f
     }
 }
 
-async fn follows(State(state): State<AppState>, token: Token) -> Response {
+#[utoipa::path(
+    get, path = "/api/user/follows", tag = "demo API",
+    responses((status = 200, description = "OK", body = PeopleBody), (status = "default", description = "An error", body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub(crate) async fn follows(State(state): State<AppState>, token: Token) -> Response {
     list(&state, &token, Relation::Follow, true, "follows").await
 }
 
-async fn blocks(State(state): State<AppState>, token: Token) -> Response {
+#[utoipa::path(
+    get, path = "/api/user/blocks", tag = "demo API",
+    responses((status = 200, description = "OK", body = PeopleBody), (status = "default", description = "An error", body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub(crate) async fn blocks(State(state): State<AppState>, token: Token) -> Response {
     list(&state, &token, Relation::Block, true, "blocks").await
 }
 
-async fn user_subscriptions(State(state): State<AppState>, token: Token) -> Response {
+#[utoipa::path(
+    get, path = "/api/user/subscriptions", tag = "demo API",
+    responses((status = 200, description = "OK", body = PeopleBody), (status = "default", description = "An error", body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub(crate) async fn user_subscriptions(State(state): State<AppState>, token: Token) -> Response {
     list(&state, &token, Relation::Subscription, true, "subscriptions").await
 }
 
-async fn channel_subscribers(State(state): State<AppState>, token: Token) -> Response {
+#[utoipa::path(
+    get, path = "/api/channel/subscriptions", tag = "demo API",
+    responses((status = 200, description = "OK", body = PeopleBody), (status = "default", description = "An error", body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub(crate) async fn channel_subscribers(State(state): State<AppState>, token: Token) -> Response {
     list(&state, &token, Relation::Subscription, false, "subscriptions").await
 }
 
@@ -244,23 +303,53 @@ async fn set_relation(state: &AppState, token: &Token, kind: Relation, login: &s
     }
 }
 
-async fn follow(State(state): State<AppState>, token: Token, Path(login): Path<String>) -> Response {
+#[utoipa::path(
+    put, path = "/api/user/follows/{login}", tag = "demo API",
+    params(("login" = String, Path, description = "Another user's login", example = "bob")),
+    responses((status = 200, description = "OK", body = Person), (status = "default", description = "An error", body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub(crate) async fn follow(State(state): State<AppState>, token: Token, Path(login): Path<String>) -> Response {
     set_relation(&state, &token, Relation::Follow, &login, true).await
 }
 
-async fn unfollow(State(state): State<AppState>, token: Token, Path(login): Path<String>) -> Response {
+#[utoipa::path(
+    delete, path = "/api/user/follows/{login}", tag = "demo API",
+    params(("login" = String, Path, description = "Another user's login", example = "bob")),
+    responses((status = 204, description = "Done"), (status = "default", description = "An error", body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub(crate) async fn unfollow(State(state): State<AppState>, token: Token, Path(login): Path<String>) -> Response {
     set_relation(&state, &token, Relation::Follow, &login, false).await
 }
 
-async fn block(State(state): State<AppState>, token: Token, Path(login): Path<String>) -> Response {
+#[utoipa::path(
+    put, path = "/api/user/blocks/{login}", tag = "demo API",
+    params(("login" = String, Path, description = "Another user's login", example = "bob")),
+    responses((status = 200, description = "OK", body = Person), (status = "default", description = "An error", body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub(crate) async fn block(State(state): State<AppState>, token: Token, Path(login): Path<String>) -> Response {
     set_relation(&state, &token, Relation::Block, &login, true).await
 }
 
-async fn unblock(State(state): State<AppState>, token: Token, Path(login): Path<String>) -> Response {
+#[utoipa::path(
+    delete, path = "/api/user/blocks/{login}", tag = "demo API",
+    params(("login" = String, Path, description = "Another user's login", example = "bob")),
+    responses((status = 204, description = "Done"), (status = "default", description = "An error", body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub(crate) async fn unblock(State(state): State<AppState>, token: Token, Path(login): Path<String>) -> Response {
     set_relation(&state, &token, Relation::Block, &login, false).await
 }
 
-async fn check_subscription(State(state): State<AppState>, token: Token, Path(login): Path<String>) -> Response {
+#[utoipa::path(
+    get, path = "/api/channel/subscriptions/{login}", tag = "demo API",
+    params(("login" = String, Path, description = "Another user's login", example = "bob")),
+    responses((status = 200, description = "OK", body = Person), (status = "default", description = "An error", body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub(crate) async fn check_subscription(State(state): State<AppState>, token: Token, Path(login): Path<String>) -> Response {
     let user = tri!(token_user(&state, &token).await);
     let other = tri!(other_user(&state, &login).await);
     match state.auth.store.related_from(Relation::Subscription, &user.id).await {
@@ -272,7 +361,12 @@ async fn check_subscription(State(state): State<AppState>, token: Token, Path(lo
     }
 }
 
-async fn chat_login(State(state): State<AppState>, token: Token) -> Response {
+#[utoipa::path(
+    get, path = "/api/chat/login", tag = "demo API",
+    responses((status = 200, description = "OK", body = ChatLoginBody), (status = "default", description = "An error", body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub(crate) async fn chat_login(State(state): State<AppState>, token: Token) -> Response {
     let user = tri!(token_user(&state, &token).await);
     Json(json!({ "login": user.login, "chat_server": "irc://chat.gatehouse.invalid:6667", "allowed": true })).into_response()
 }

@@ -1,6 +1,8 @@
 //! The device flow's two sides on the web: `POST /oauth2/device` for the device, and the
 //! `/activate` page where the user types the code and answers.
 
+#[allow(unused_imports)]
+use super::openapi::*;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -18,6 +20,12 @@ use crate::rate_limit::Peer;
 use crate::session::Visitor;
 use crate::AppState;
 
+#[utoipa::path(
+    post, path = "/oauth2/device", tag = "oauth",
+    request_body(content = DeviceRequest, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "RFC 8628 §3.2 answer", body = DeviceBody), (status = "default", description = "An error", body = ErrorBody)),
+    security((), ("client_basic" = []))
+)]
 pub async fn start(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let p = Params::from_form(&headers, &body)?;
     let client = authenticate(&state.auth, &p.client_credentials(&headers)?).await?;

@@ -1,5 +1,7 @@
 //! Server metadata (RFC 8414), health, the stylesheet and the home page.
 
+#[allow(unused_imports)]
+use super::openapi::*;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -9,6 +11,7 @@ use crate::pages::STYLESHEET;
 use crate::session::Visitor;
 use crate::AppState;
 
+#[utoipa::path(get, path = "/healthz", tag = "meta", responses((status = 200, description = "Up", content_type = "text/plain", body = String)))]
 pub async fn healthz() -> &'static str {
     "ok"
 }
@@ -35,6 +38,7 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response
 }
 
 /// OpenID Connect Discovery 1.0 §3: the RFC 8414 document plus the OIDC fields.
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "meta", responses((status = 200, description = "OpenID Connect Discovery", body = MetadataBody)))]
 pub async fn openid_configuration(State(state): State<AppState>) -> Json<serde_json::Value> {
     let Json(mut m) = authorization_server_metadata(State(state.clone())).await;
     let iss = state.config.issuer.trim_end_matches('/');
@@ -48,6 +52,7 @@ pub async fn openid_configuration(State(state): State<AppState>) -> Json<serde_j
     Json(m)
 }
 
+#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "meta", responses((status = 200, description = "RFC 8414 metadata", body = MetadataBody)))]
 pub async fn authorization_server_metadata(State(state): State<AppState>) -> Json<serde_json::Value> {
     let iss = state.config.issuer.trim_end_matches('/');
     let scopes: Vec<&str> = state.auth.catalog.all().iter().map(|s| s.name.as_str()).collect();

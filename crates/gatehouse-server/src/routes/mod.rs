@@ -8,6 +8,7 @@ mod device;
 mod login;
 mod meta;
 mod oidc;
+mod openapi;
 mod token;
 mod token_info;
 
@@ -21,6 +22,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(api::router(state))
         .route("/", get(meta::home))
         .route("/healthz", get(meta::healthz))
+        .route("/openapi.json", get(openapi::document))
         .route("/static/style.css", get(meta::stylesheet))
         .route("/.well-known/oauth-authorization-server", get(meta::authorization_server_metadata))
         .route("/.well-known/openid-configuration", get(meta::openid_configuration))

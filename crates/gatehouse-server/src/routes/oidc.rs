@@ -1,5 +1,7 @@
 //! OpenID Connect's own endpoints: the JWKS and userinfo.
 
+#[allow(unused_imports)]
+use super::openapi::*;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
@@ -11,6 +13,7 @@ use crate::error::ApiError;
 use crate::params::bearer_token;
 use crate::AppState;
 
+#[utoipa::path(get, path = "/oauth2/keys", tag = "oidc", responses((status = 200, description = "JWKS", body = JwksBody), (status = "default", description = "An error", body = ErrorBody)))]
 pub async fn keys(State(state): State<AppState>) -> Result<Response, ApiError> {
     let Some(keyring) = &state.auth.keyring else {
         return Ok(Json(serde_json::json!({ "keys": [] })).into_response());
@@ -21,6 +24,11 @@ pub async fn keys(State(state): State<AppState>) -> Result<Response, ApiError> {
 }
 
 /// OpenID Connect Core §5.3. Needs an access token with the `openid` scope.
+#[utoipa::path(
+    get, path = "/oauth2/userinfo", tag = "oidc",
+    responses((status = 200, description = "Claims about the user", body = UserInfoBody), (status = "default", description = "An error", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Response> {
     let token = bearer_token(&headers).ok_or_else(|| GuardError::Missing.into_response())?;
     let info = inspect::live_access_token(&state.auth, &token)

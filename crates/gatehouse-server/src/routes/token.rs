@@ -1,5 +1,7 @@
 //! The token endpoint (RFC 6749 §3.2): one dispatch to the grant handlers of core.
 
+#[allow(unused_imports)]
+use super::openapi::*;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -16,6 +18,12 @@ use crate::params::Params;
 use crate::rate_limit;
 use crate::AppState;
 
+#[utoipa::path(
+    post, path = "/oauth2/token", tag = "oauth",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "Tokens", body = TokenBody), (status = "default", description = "An error", body = ErrorBody)),
+    security((), ("client_basic" = []))
+)]
 pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let p = Params::from_form(&headers, &body)?;
     let grant_type = p.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;

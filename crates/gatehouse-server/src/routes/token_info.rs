@@ -1,5 +1,7 @@
 //! Revocation (RFC 7009), introspection (RFC 7662) and Twitch's validate endpoint.
 
+#[allow(unused_imports)]
+use super::openapi::*;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -13,6 +15,12 @@ use crate::error::ApiError;
 use crate::params::{bearer_token, Params};
 use crate::AppState;
 
+#[utoipa::path(
+    post, path = "/oauth2/revoke", tag = "oauth",
+    request_body(content = TokenQuery, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "Revoked, or not a token (RFC 7009 §2.2)"), (status = "default", description = "An error", body = ErrorBody)),
+    security((), ("client_basic" = []))
+)]
 pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let p = Params::from_form(&headers, &body)?;
     let client = identify_for_revocation(&state.auth, &p.client_credentials(&headers)?).await?;
@@ -20,6 +28,12 @@ pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Byt
     Ok(StatusCode::OK.into_response())
 }
 
+#[utoipa::path(
+    post, path = "/oauth2/introspect", tag = "oauth",
+    request_body(content = TokenQuery, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "RFC 7662 answer", body = IntrospectionBody), (status = "default", description = "An error", body = ErrorBody)),
+    security(("client_basic" = []), ())
+)]
 pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let p = Params::from_form(&headers, &body)?;
     let client = authenticate(&state.auth, &p.client_credentials(&headers)?).await?;
@@ -29,6 +43,11 @@ pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body:
     Ok(Json(inspect::introspect(&state.auth, p.get("token")).await?).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/oauth2/validate", tag = "oauth",
+    responses((status = 200, description = "The token is live", body = ValidationBody), (status = "default", description = "An error", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 pub async fn validate(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let token = bearer_token(&headers)
         .ok_or_else(|| OAuthError::new(ErrorCode::InvalidToken, "missing access token"))?;
