@@ -74,8 +74,9 @@ impl FileConfig {
         let window = r.window_seconds.unwrap_or(d.api.window);
         let budget = |name: &str, v: Option<i64>, default: i64| {
             let capacity = v.unwrap_or(default);
-            if capacity <= 0 || window <= 0 {
-                return Err(format!("rate_limits.{name} and window_seconds must be positive"));
+            // Buckets untouched for a day are purged as full: no window may be longer.
+            if capacity <= 0 || !(1..=86_400).contains(&window) {
+                return Err(format!("rate_limits.{name} must be positive and window_seconds between 1 and 86400"));
             }
             Ok(gatehouse_core::model::RateBudget { capacity, window })
         };
@@ -86,8 +87,8 @@ impl FileConfig {
             login_account: {
                 let b = budget("login_account", r.login_account, d.login_account.capacity)?;
                 let window = r.login_account_window_seconds.unwrap_or(d.login_account.window);
-                if window <= 0 {
-                    return Err("rate_limits.login_account_window_seconds must be positive".into());
+                if !(1..=86_400).contains(&window) {
+                    return Err("rate_limits.login_account_window_seconds must be between 1 and 86400".into());
                 }
                 gatehouse_core::model::RateBudget { window, ..b }
             },

@@ -10,9 +10,9 @@ const E: &str = "AQAB";
 
 fuzz_target!(|data: &[u8]| {
     let Ok(token) = std::str::from_utf8(data) else { return };
-    if jwt_key_id(token).is_err() {
-        return;
-    }
+    let _ = jwt_key_id(token);
+    // Every input, whatever its header says (alg none, HS256 with the public key as
+    // secret, …): none may pass, since none was signed with the private key.
     let key = jsonwebtoken::DecodingKey::from_rsa_components(N, E).expect("key");
     assert!(jwt_claims(token, &key, "https://id.example.com", "https://id.example.com").is_err(), "a token passed without a signature");
 });

@@ -12,6 +12,10 @@ fuzz_target!(|data: &[u8]| {
         "http://127.0.0.1/native".to_string(),
         "http://localhost/cb".to_string(),
         "com.example.app:/oauth".to_string(),
+        // Registered spellings that are not canonical: no path, upper-case host, IPv6.
+        "http://localhost:3000".to_string(),
+        "http://LOCALHOST:4000/Up".to_string(),
+        "http://[::1]/v6".to_string(),
     ];
     if let Some(matched) = match_registered(text, &registered) {
         if matched != text {

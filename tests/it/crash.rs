@@ -52,8 +52,10 @@ fn setup(dir: &std::path::Path, database_url: Option<&str>) -> Setup {
 
 enum Answer {
     Ok(serde_json::Value),
-    /// Refused, or sent and never answered (the server died with it).
-    NotOk,
+    /// Answered, but not with 200: the server refused a request it should have granted.
+    Refused(StatusCode),
+    /// Sent and never (fully) answered: the server died with it.
+    Lost,
     /// The connection was refused: the server is down and never saw the request.
     Unreachable,
 }
@@ -64,15 +66,14 @@ async fn token_request(http: &reqwest::Client, base: &str, setup: &Setup, form: 
     let res = match http.post(format!("{base}/oauth2/token")).form(&all).send().await {
         Ok(res) => res,
         Err(e) if e.is_connect() => return Answer::Unreachable,
-        Err(_) => return Answer::NotOk,
+        Err(_) => return Answer::Lost,
     };
-    if res.status() != StatusCode::OK {
-        return Answer::NotOk;
-    }
-    // A 200 whose body was cut off by the kill was never received: it proves nothing.
-    match res.json().await {
-        Ok(body) => Answer::Ok(body),
-        Err(_) => Answer::NotOk,
+    let status = res.status();
+    // A body cut off by the kill was never received: it proves nothing.
+    match (status, res.bytes().await) {
+        (StatusCode::OK, Ok(body)) => serde_json::from_slice(&body).map_or(Answer::Lost, Answer::Ok),
+        (_, Ok(_)) => Answer::Refused(status),
+        (_, Err(_)) => Answer::Lost,
     }
 }
 
@@ -112,9 +113,10 @@ async fn run(database_url: Option<&str>) {
             let (http, base, setup, ledger) = (http.clone(), base.clone(), setup.clone(), ledger.clone());
             tasks.push(tokio::spawn(async move {
                 loop {
-                    match post_token(&http, &base, &setup, &[("grant_type", "client_credentials")]).await {
-                        Some(body) => ledger.lock().unwrap().access_tokens.push(s(&body, "access_token")),
-                        None => break,
+                    match token_request(&http, &base, &setup, &[("grant_type", "client_credentials")]).await {
+                        Answer::Ok(body) => ledger.lock().unwrap().access_tokens.push(s(&body, "access_token")),
+                        Answer::Refused(status) => panic!("a live server refused client credentials: {status}"),
+                        Answer::Lost | Answer::Unreachable => break,
                     }
                 }
             }));
@@ -152,9 +154,10 @@ async fn run(database_url: Option<&str>) {
                             ledger.lock().unwrap().chains[chain_index].1 = false;
                             break;
                         }
-                        Answer::NotOk => break,
+                        Answer::Refused(status) => panic!("a live server refused the newest refresh token: {status}"),
+                        Answer::Lost => break,
                     }
-                    tokio::time::sleep(Duration::from_millis(15)).await;
+                    tokio::time::sleep(Duration::from_millis(30)).await;
                 }
             }));
         }
@@ -175,7 +178,7 @@ async fn run(database_url: Option<&str>) {
     assert!(ledger.access_tokens.len() > RESTARTS, "the hammer barely ran: {} tokens", ledger.access_tokens.len());
 
     // A code whose every request died with the server may still be unredeemed (and
-    // live for its minute); either way, over all lives and two more tries now, each
+    // live for its minute: the whole test takes less); either way, over all lives and two more tries now, each
     // code gives tokens at most once.
     for (code, wins) in &ledger.code_wins {
         let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT)];
@@ -186,7 +189,9 @@ async fn run(database_url: Option<&str>) {
         assert!(total <= 1, "a code was redeemed {total} times");
     }
     let idle_chains: Vec<&String> = ledger.chains.iter().filter(|(_, in_flight)| !in_flight).map(|(t, _)| t).collect();
-    assert!(!idle_chains.is_empty(), "every kill found a rotation in flight");
+    // A kill during a rotation leaves that chain's fate unknown to the client; most
+    // kills land in the pauses between rotations.
+    assert!(idle_chains.len() >= RESTARTS / 4, "only {} chains were idle at their kill", idle_chains.len());
     for refresh in &idle_chains {
         let body = post_token(&http, &base, &setup, &[("grant_type", "refresh_token"), ("refresh_token", refresh)])
             .await

@@ -120,6 +120,7 @@ async fn s4_7_state_comes_back_and_every_form_needs_its_csrf_token() {
     let f = Fixture::new().await;
     let url = f.browser.authorize_and_allow(&code_query(&f.client.id, "", ""), "alice").await;
     assert_eq!(query_param(&url, "state").as_deref(), Some("st4te"));
+    let before = s(&f.tokens("user_read").await, "access_token");
     // A signed-in browser posting each form without its token, as another site would.
     for path in [
         "/login",
@@ -137,7 +138,7 @@ async fn s4_7_state_comes_back_and_every_form_needs_its_csrf_token() {
         let res = f.browser.http.post(f.server.url(path)).form(&[("name", "x"), ("decision", "allow")]).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::FORBIDDEN, "POST {path} without a CSRF token");
     }
-    assert_eq!(f.server.validate(&s(&f.tokens("").await, "access_token")).await, StatusCode::OK, "nothing was disconnected");
+    assert_eq!(f.server.validate(&before).await, StatusCode::OK, "nothing was disconnected or revoked");
 }
 
 #[tokio::test]
@@ -202,6 +203,16 @@ async fn s4_4_mix_up_defense_iss_in_every_authorization_response() {
     let err = location(&authorize(&f, &code_query(&f.client.id, "nonsense", "")).await);
     assert_eq!(query_param(&err, "error").as_deref(), Some("invalid_scope"));
     assert_eq!(query_param(&err, "iss").as_deref(), Some(issuer.as_str()));
+    // A denial, and the implicit grant's fragment, carry it too.
+    let q = code_query(&f.client.id, "user_read channel_read", "");
+    let Outcome::Consent(fields) = f.browser.authorize(&format!("/oauth2/authorize?{q}"), "alice").await else { panic!("no consent page") };
+    let denied = location(&f.browser.decide(&fields, "deny").await);
+    assert_eq!(query_param(&denied, "error").as_deref(), Some("access_denied"));
+    assert_eq!(query_param(&denied, "iss").as_deref(), Some(issuer.as_str()));
+    let implicit = f.server.add_client("Overlay", &f.user, ClientKind::Public, true).await;
+    let q = code_query(&implicit.id, "user_read", "").replace("response_type=code", "response_type=token");
+    let url = f.browser.authorize_and_allow(&q, "alice").await;
+    assert_eq!(fragment_param(&url, "iss").as_deref(), Some(issuer.as_str()));
 }
 
 #[tokio::test]
@@ -297,7 +308,11 @@ fn s2_5_secrets_are_compared_in_constant_time() {
         let text = std::fs::read_to_string(root.join(file)).unwrap();
         assert!(text.contains(needle), "{file} no longer compares with {needle}");
     }
-    let suspicious = ["secret ==", "== secret", "_hash ==", "== stored_hash", "verifier ==", "== challenge", "csrf ==", "== csrf", "password =="];
+    let suspicious = [
+        "secret ==", "== secret", "secret !=", "!= secret", "secret.eq(", "_hash ==", "== stored_hash", "!= stored_hash",
+        "_hash !=", "verifier ==", "verifier !=", "== challenge", "!= challenge", "csrf ==", "== csrf", "csrf !=",
+        "!= csrf", "password ==", "password !=", "== expected", "!= expected",
+    ];
     let mut stack = vec![root];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {

@@ -101,7 +101,8 @@ async fn wait_for_code(listener: &TcpListener, expected_state: &str) -> Result<S
             let _ = stream.write_all(reply("404 Not Found", "").as_bytes()).await;
             continue;
         };
-        if state != expected_state {
+        // Compared in constant time: state is the flow's CSRF secret.
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(state.as_bytes(), expected_state.as_bytes())) {
             let _ = stream.write_all(reply("400 Bad Request", FAILED_PAGE).as_bytes()).await;
             return Err(ClientError::Other("the redirect carried the wrong state; possible CSRF, giving up".into()));
         }

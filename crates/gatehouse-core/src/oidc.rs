@@ -81,6 +81,9 @@ struct ActiveKey {
 /// Signing keys: the newest unretired one signs; retired ones stay published for a while.
 pub struct Keyring {
     kek: KeyEncryptionKey,
+    /// Derived from the KEK for notes in cookies, so the key that guards the signing
+    /// keys at rest is never used on data that visitors hold.
+    note_key: KeyEncryptionKey,
     active: Mutex<Option<(Instant, Arc<ActiveKey>)>>,
 }
 
@@ -90,20 +93,21 @@ fn storage(e: StoreError) -> OAuthError {
 
 impl Keyring {
     pub fn new(kek: KeyEncryptionKey) -> Self {
-        Keyring { kek, active: Mutex::new(None) }
+        let note_key = KeyEncryptionKey(Sha256::new().chain_update(b"gatehouse cookie notes v1").chain_update(kek.0).finalize().into());
+        Keyring { kek, note_key, active: Mutex::new(None) }
     }
 
     /// Seals a short note for a cookie: only this server can make or read one, and
     /// `purpose` binds it to its use. URL-safe text.
     pub fn seal_note(&self, note: &str, purpose: &str) -> String {
-        let sealed = STANDARD.decode(self.kek.seal(note.as_bytes(), purpose)).unwrap_or_default();
+        let sealed = STANDARD.decode(self.note_key.seal(note.as_bytes(), purpose)).unwrap_or_default();
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed)
     }
 
     /// Opens a note sealed by [`Keyring::seal_note`] for `purpose`; None if forged.
     pub fn open_note(&self, text: &str, purpose: &str) -> Option<String> {
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).ok()?;
-        let plain = self.kek.open(&STANDARD.encode(bytes), purpose).ok()?;
+        let plain = self.note_key.open(&STANDARD.encode(bytes), purpose).ok()?;
         String::from_utf8(plain).ok()
     }
 

@@ -3,6 +3,7 @@
 
 mod error;
 mod http_log;
+mod known_browser;
 mod pages;
 mod params;
 mod rate_limit;

@@ -46,9 +46,10 @@ impl Default for RateLimits {
     }
 }
 
-/// Buckets of one process: level in thousandths of a request, and when it was counted.
+/// Buckets of one process: level in thousandths of a request, when it was counted, and
+/// the budget it counts against (budgets differ in window, so each bucket keeps its own).
 #[derive(Default)]
-pub struct MemoryBuckets(Mutex<HashMap<String, (i64, i64)>>);
+pub struct MemoryBuckets(Mutex<HashMap<String, (i64, i64, RateBudget)>>);
 
 const MAX_MEMORY_BUCKETS: usize = 100_000;
 
@@ -57,11 +58,11 @@ impl MemoryBuckets {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= MAX_MEMORY_BUCKETS && !map.contains_key(key) {
             // Forget buckets that have refilled: they hold no information.
-            map.retain(|_, (level, at)| budget.take(Some(*level), now - *at).1 + 1000 < budget.full_level());
+            map.retain(|_, (level, at, b)| b.take(Some(*level), now - *at).1 + 1000 < b.full_level());
         }
         let prior = map.get(key).copied();
-        let (decision, level) = budget.take(prior.map(|(l, _)| l), prior.map_or(0, |(_, at)| now - at));
-        map.insert(key.to_string(), (level, now.max(prior.map_or(now, |(_, at)| at))));
+        let (decision, level) = budget.take(prior.map(|(l, _, _)| l), prior.map_or(0, |(_, at, _)| now - at));
+        map.insert(key.to_string(), (level, now.max(prior.map_or(now, |(_, at, _)| at)), budget));
         decision
     }
 }

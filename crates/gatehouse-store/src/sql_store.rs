@@ -1036,18 +1036,21 @@ macro_rules! impl_store {
                 async fn purge_expired(&self, now: i64) -> StoreResult<u64> {
                     // Used codes are kept an hour past expiry so that a late replay is
                     // still recognised; rotated refresh tokens 30 days, for reuse detection.
-                    let rules: [(&str, &str, i64); 5] = [
+                    // Rate buckets untouched for a day are full again (no window is longer).
+                    let rules: [(&str, &str, i64); 6] = [
                         ("authorization_codes", "code_hash", now - 3600),
                         ("device_authorizations", "device_code_hash", now - 3600),
                         ("sessions", "id_hash", now),
                         ("access_tokens", "token_hash", now),
                         ("refresh_tokens", "token_hash", now),
+                        ("rate_buckets", "bucket", now - 86400),
                     ];
                     let mut total = 0;
                     for (table, key, cutoff) in rules {
                         let cond = match table {
                             "access_tokens" => "expires_at <= $1 OR revoked = 1",
                             "refresh_tokens" => "revoked = 1 OR expires_at <= $1 OR rotated_at <= $1 - 2592000",
+                            "rate_buckets" => "updated_at <= $1",
                             _ => "expires_at <= $1",
                         };
                         let sql = format!(

@@ -83,8 +83,13 @@ pub async fn signup(State(state): State<AppState>, Peer(peer): Peer, headers: He
         Err(_) => return unavailable(&state),
     }
     let dest = if next == "/" { "/console".to_string() } else { next };
+    let remember = crate::known_browser::remember(&state, &user);
     match Visitor::sign_in(&state, user).await {
-        Ok(v) => with_cookie(Redirect::to(&dest).into_response(), &v),
+        Ok(v) => {
+            let mut res = with_cookie(Redirect::to(&dest).into_response(), &v);
+            res.headers_mut().extend(remember.map(|c| (axum::http::header::SET_COOKIE, c)));
+            res
+        }
         Err(_) => unavailable(&state),
     }
 }

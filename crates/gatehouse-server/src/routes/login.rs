@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::params::Params;
 use crate::rate_limit::{self, Peer};
 use crate::session::Visitor;
-use crate::AppState;
+use crate::{known_browser, AppState};
 
 /// Only same-site paths may be returned to after sign-in: never `//host` or a URL,
 /// which would make /login an open redirector. Browsers drop tabs and newlines from a
@@ -118,13 +118,16 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
         },
     };
     // Against guessing one account's password from many addresses: a budget per account
-    // for browsers that have never signed in to it. The owner's own browser carries a
-    // known-browser cookie and is never held, so an attacker cannot lock them out; the
-    // budget refills by itself, so no lock lasts.
-    let known = user.as_ref().is_some_and(|u| known_browser(&state, &headers).as_deref() == Some(u.id.as_str()));
-    if !known {
+    // for browsers that never signed in to it, and one per browser that did (see
+    // known_browser). Logins that cannot exist are refused without a bucket of their
+    // own, so junk cannot flood the buckets. Every budget refills by itself.
+    if user.is_some() || check_login(&login).is_ok() {
+        let bucket = match user.as_ref().and_then(|u| known_browser::recognise(&state, &headers, u)) {
+            Some(id) => format!("login-known:{id}"),
+            None => format!("login-account:{}", login.to_lowercase()),
+        };
         let budget = state.config.rate_limits.login_account;
-        let decision = state.take_rate(&format!("login-account:{}", login.to_lowercase()), budget).await;
+        let decision = state.take_rate(&bucket, budget).await;
         if !decision.allowed {
             tracing::warn!("sign-in attempts for one account over budget");
             let msg = format!(
@@ -156,7 +159,7 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
             return unavailable(&state);
         }
     }
-    let remember = remember_browser(&state, &user.id);
+    let remember = known_browser::remember(&state, &user);
     match Visitor::sign_in(&state, user).await {
         Ok(v) => {
             let mut res = with_cookie(Redirect::to(&next).into_response(), &v);
@@ -165,38 +168,6 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
         }
         Err(_) => unavailable(&state),
     }
-}
-
-const KNOWN_BROWSER: &str = "known-browser";
-
-fn known_browser_cookie(state: &AppState) -> &'static str {
-    if state.config.secure_cookies() {
-        "__Host-gh_known"
-    } else {
-        "gh_known"
-    }
-}
-
-/// The account this browser signed in to before, from its sealed cookie.
-fn known_browser(state: &AppState, headers: &HeaderMap) -> Option<String> {
-    let keyring = state.auth.keyring.as_ref()?;
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == known_browser_cookie(state))
-        .and_then(|(_, v)| keyring.open_note(v, KNOWN_BROWSER))
-}
-
-/// A year-long cookie naming the account this browser signed in to, sealed so that no
-/// one can forge one for another account.
-fn remember_browser(state: &AppState, user_id: &str) -> Option<axum::http::HeaderValue> {
-    let note = state.auth.keyring.as_ref()?.seal_note(user_id, KNOWN_BROWSER);
-    let secure = if state.config.secure_cookies() { "; Secure" } else { "" };
-    let c = format!("{}={note}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000{secure}", known_browser_cookie(state));
-    axum::http::HeaderValue::from_str(&c).ok()
 }
 
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
