@@ -129,6 +129,7 @@ async fn sign_up_register_authorize_connections_disconnect_in_chromium() {
     fill(&c, "#email", "streamer@example.com").await;
     fill(&c, "#password", "correct-horse-battery").await;
     click(&c, "button[type=submit]").await;
+    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("a[href='/console/apps/new']")).await.expect("the console after sign-up");
     assert!(c.current_url().await.unwrap().as_str().ends_with("/console"));
 
     // Register an application.
@@ -170,7 +171,8 @@ async fn sign_up_register_authorize_connections_disconnect_in_chromium() {
     assert!(page.contains("Chat Overlay") && page.contains("Read your non-public account information"));
     shot(&c, "connections.png").await;
     click(&c, "form[action$='/disconnect'] button").await;
-    assert!(c.source().await.unwrap().contains("Disconnected"));
+    let done = c.wait().at_most(Duration::from_secs(10)).for_element(Locator::XPath("//*[contains(text(), 'Disconnected')]")).await;
+    assert!(done.is_ok(), "{}", c.source().await.unwrap());
     assert_eq!(server.validate(&at).await, StatusCode::UNAUTHORIZED);
 
     // New Secret: the old one is refused.
@@ -185,8 +187,8 @@ async fn sign_up_register_authorize_connections_disconnect_in_chromium() {
     // A form on another site posting to Gatehouse carries no CSRF token: refused.
     c.goto(&format!("{app_base}/attack")).await.unwrap();
     click(&c, "#go").await;
-    let page = c.source().await.unwrap();
-    assert!(page.contains("Form expired"), "{page}");
+    let refused = c.wait().at_most(Duration::from_secs(10)).for_element(Locator::XPath("//*[contains(text(), 'Form expired')]")).await;
+    assert!(refused.is_ok(), "{}", c.source().await.unwrap());
     assert_eq!(server.auth.store.list_clients(None).await.unwrap().len(), 1, "no app was registered");
 
     // Readable on a phone: the consent page at 390 px wide has no sideways scrolling.

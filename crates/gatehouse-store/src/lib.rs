@@ -23,7 +23,9 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, String> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(PgStore::connect(url).await?))
     } else if let Some(path) = url.strip_prefix("sqlite://") {
-        Ok(Arc::new(SqliteStore::open(path).await?))
+        // One server owns a SQLite file, so its reads may be cached (see store_cache).
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(path).await?);
+        Ok(Arc::new(gatehouse_core::store_cache::CachedStore::new(store)))
     } else {
         Err(format!(
             "unsupported database URL {:?}: use sqlite://PATH or postgres://…",
