@@ -63,4 +63,19 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    async fn claim_durably(&self, claim: crate::sql_store::Claim) -> gatehouse_core::store::StoreResult<bool> {
+        use crate::sql_store::{db_err, retrying};
+        let claim = &claim;
+        retrying(|| async move {
+            let mut tx = self.begin_write().await.map_err(db_err)?;
+            let won = store_impl::claim_then_store(&mut tx, claim).await.map_err(db_err)?;
+            // A loser changed nothing: its transaction ends the same either way.
+            tx.commit().await.map_err(db_err)?;
+            Ok(won)
+        })
+        .await
+    }
+}
+
 crate::sql_store::impl_store!(PgStore, sqlx::Postgres, sqlx::postgres::PgRow, " FOR NO KEY UPDATE");

@@ -50,6 +50,20 @@ where
     }
 }
 
+/// A single-use step and what it pays for: the conditional UPDATE `sql` (binding `key`,
+/// then `at` if given) is the one point where concurrent attempts are decided, as only
+/// one of them sees a row change; the winner's tokens are stored in the same
+/// transaction, with the refresh-token caps checked when `caps` is given.
+#[derive(Clone)]
+pub(crate) struct Claim {
+    pub sql: &'static str,
+    pub key: String,
+    pub at: Option<i64>,
+    pub issue: gatehouse_core::store::TokenIssue,
+    pub caps: Option<gatehouse_core::policy::RefreshCaps>,
+    pub now: i64,
+}
+
 macro_rules! impl_store {
     ($Store:ident, $Db:ty, $Row:ty, $lock:literal) => {
         pub(crate) mod store_impl {
@@ -265,10 +279,24 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            /// Redeems a single-use grant (a code, an approved device authorization): the
-            /// conditional UPDATE `claim` is the one point where concurrent redemptions are
-            /// decided, as exactly one of them sees a row change; the winner's tokens are
-            /// stored in the same transaction.
+            /// Carries out a [`Claim`] in `tx`; true if this one won.
+            pub(crate) async fn claim_then_store(tx: &mut Tx, c: &crate::sql_store::Claim) -> Result<bool, sqlx::Error> {
+                let mut q = sqlx::query(c.sql).bind(&c.key);
+                if let Some(at) = c.at {
+                    q = q.bind(at);
+                }
+                if q.execute(&mut **tx).await?.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                match c.caps {
+                    Some(caps) => store_new_grant(tx, &c.issue, caps, c.now).await?,
+                    // A rotation: one live token replaces another, the caps are unchanged.
+                    None => insert_issue(tx, &c.issue).await?,
+                }
+                Ok(true)
+            }
+
+            /// Redeems a single-use grant (a code, an approved device authorization).
             async fn redeem_once(
                 store: &$Store,
                 claim: &'static str,
@@ -277,18 +305,8 @@ macro_rules! impl_store {
                 caps: RefreshCaps,
                 now: i64,
             ) -> StoreResult<Redemption> {
-                retrying(|| async move {
-                    let mut tx = store.begin_write().await.map_err(db_err)?;
-                    let won = sqlx::query(claim).bind(key).execute(&mut *tx).await.map_err(db_err)?.rows_affected() == 1;
-                    if !won {
-                        tx.rollback().await.map_err(db_err)?;
-                        return Ok(Redemption::AlreadyUsed);
-                    }
-                    store_new_grant(&mut tx, issue, caps, now).await.map_err(db_err)?;
-                    tx.commit().await.map_err(db_err)?;
-                    Ok(Redemption::Issued)
-                })
-                .await
+                let claim = crate::sql_store::Claim { sql: claim, key: key.to_string(), at: None, issue: issue.clone(), caps: Some(caps), now };
+                Ok(if store.claim_durably(claim).await? { Redemption::Issued } else { Redemption::AlreadyUsed })
             }
 
             /// Revokes the refresh and access tokens whose `column` is `value`.
@@ -650,29 +668,15 @@ macro_rules! impl_store {
                 }
 
                 async fn rotate_refresh_token(&self, old_hash: &str, issue: &TokenIssue, now: i64) -> StoreResult<Rotation> {
-                    retrying(|| async move {
-                        let mut tx = self.begin_write().await.map_err(db_err)?;
-                        let won = sqlx::query(
-                            "UPDATE refresh_tokens SET rotated_at = $2 \
-                             WHERE token_hash = $1 AND rotated_at IS NULL AND revoked = 0",
-                        )
-                        .bind(old_hash)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?
-                        .rows_affected()
-                            == 1;
-                        if !won {
-                            tx.rollback().await.map_err(db_err)?;
-                            return Ok(Rotation::NotLive);
-                        }
-                        // One live token replaces another: the caps are unchanged.
-                        insert_issue(&mut tx, issue).await.map_err(db_err)?;
-                        tx.commit().await.map_err(db_err)?;
-                        Ok(Rotation::Rotated)
-                    })
-                    .await
+                    let claim = crate::sql_store::Claim {
+                        sql: "UPDATE refresh_tokens SET rotated_at = $2 WHERE token_hash = $1 AND rotated_at IS NULL AND revoked = 0",
+                        key: old_hash.to_string(),
+                        at: Some(now),
+                        issue: issue.clone(),
+                        caps: None,
+                        now,
+                    };
+                    Ok(if self.claim_durably(claim).await? { Rotation::Rotated } else { Rotation::NotLive })
                 }
 
                 async fn revoke_family(&self, family_id: &str) -> StoreResult<()> {

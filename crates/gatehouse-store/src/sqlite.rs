@@ -78,6 +78,10 @@ impl SqliteStore {
     ) -> gatehouse_core::store::StoreResult<()> {
         self.tokens.insert(issue, caps, now).await
     }
+
+    async fn claim_durably(&self, claim: crate::sql_store::Claim) -> gatehouse_core::store::StoreResult<bool> {
+        self.tokens.claim(claim).await
+    }
 }
 
 crate::sql_store::impl_store!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow, "");
