@@ -9,14 +9,14 @@
 use gatehouse_core::error::StoreError;
 use gatehouse_core::policy::RefreshCaps;
 use gatehouse_core::store::TokenIssue;
-use sqlx::{Pool, Sqlite};
+use sqlx::{Pool, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::sql_store::{db_err, Claim};
 
 /// Most inserts one transaction takes; bounds the time a batch holds the write lock.
 const MAX_BATCH: usize = 512;
-/// Rows in one INSERT: nine parameters each, well under SQLite's limit of 32,766.
+/// Rows in one INSERT: ten parameters at most, well under SQLite's limit of 32,766.
 const ROWS_PER_INSERT: usize = 256;
 
 struct Grant {
@@ -107,21 +107,77 @@ async fn run(pool: Pool<Sqlite>, mut rx: mpsc::Receiver<Pending>) {
 /// One transaction for the batch; for each job, whether it won (grants always do).
 async fn write(pool: &Pool<Sqlite>, batch: &[Pending]) -> Result<Vec<bool>, StoreError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
-    // Access tokens alone (app tokens) need no cap checks: one multi-row INSERT stores
-    // a whole run of them, instead of a statement (and a hop to SQLite's thread) each.
-    let alone: Vec<&Grant> = batch
+    let mut won = vec![false; batch.len()];
+
+    // Access tokens alone (app tokens) need no cap checks: multi-row INSERTs store a
+    // whole run of them, instead of a statement (and a hop to SQLite's thread) each.
+    let mut alone = Vec::new();
+    for (i, p) in batch.iter().enumerate() {
+        if let Pending::Grant(g) = p {
+            if g.issue.refresh.is_none() {
+                alone.push(&g.issue);
+                won[i] = true;
+            }
+        }
+    }
+    insert_issues(&mut tx, &alone).await.map_err(db_err)?;
+
+    // Refresh rotations in bulk too: one UPDATE claims every old token it can, and says
+    // which; of two rotations of one token, the first in arrival order wins.
+    let rotations: Vec<(usize, &Claim)> = batch
         .iter()
-        .filter_map(|p| match p {
-            Pending::Grant(g) if g.issue.refresh.is_none() => Some(g),
+        .enumerate()
+        .filter_map(|(i, p)| match p {
+            Pending::Claim(c) if c.claim.caps.is_none() => Some((i, &c.claim)),
             _ => None,
         })
         .collect();
-    for chunk in alone.chunks(ROWS_PER_INSERT) {
+    if !rotations.is_empty() {
+        let at = rotations[0].1.at.unwrap_or(rotations[0].1.now);
+        let mut update = sqlx::QueryBuilder::<Sqlite>::new("UPDATE refresh_tokens SET rotated_at = ");
+        update.push_bind(at).push(" WHERE rotated_at IS NULL AND revoked = 0 AND token_hash IN (");
+        let mut list = update.separated(", ");
+        for (_, c) in &rotations {
+            list.push_bind(&c.key);
+        }
+        update.push(") RETURNING token_hash");
+        let rows = update.build().fetch_all(&mut *tx).await.map_err(db_err)?;
+        let mut claimed: std::collections::HashSet<String> = rows.iter().map(|r| r.get::<String, _>(0)).collect();
+        let mut issues = Vec::new();
+        for (i, c) in &rotations {
+            if claimed.remove(&c.key) {
+                won[*i] = true;
+                issues.push(&c.issue);
+            }
+        }
+        insert_issues(&mut tx, &issues).await.map_err(db_err)?;
+    }
+
+    // The rest one by one: grants with refresh tokens (their caps) and redemptions.
+    for (i, p) in batch.iter().enumerate() {
+        match p {
+            Pending::Grant(g) if g.issue.refresh.is_some() => {
+                crate::sqlite::store_impl::store_new_grant(&mut tx, &g.issue, g.caps, g.now).await.map_err(db_err)?;
+                won[i] = true;
+            }
+            Pending::Claim(c) if c.claim.caps.is_some() => {
+                won[i] = crate::sqlite::store_impl::claim_then_store(&mut tx, &c.claim).await.map_err(db_err)?;
+            }
+            _ => {}
+        }
+    }
+    tx.commit().await.map_err(db_err)?;
+    Ok(won)
+}
+
+/// Stores the access (and any refresh) tokens of `issues` with multi-row INSERTs.
+async fn insert_issues(tx: &mut sqlx::Transaction<'_, Sqlite>, issues: &[&TokenIssue]) -> Result<(), sqlx::Error> {
+    for chunk in issues.chunks(ROWS_PER_INSERT) {
         let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
             "INSERT INTO access_tokens (token_hash, client_id, user_id, scopes, created_at, expires_at, family_id, code_hash, revoked) ",
         );
-        insert.push_values(chunk, |mut row, g| {
-            let a = &g.issue.access;
+        insert.push_values(chunk, |mut row, issue| {
+            let a = &issue.access;
             row.push_bind(&a.token_hash)
                 .push_bind(&a.client_id)
                 .push_bind(&a.user_id)
@@ -132,20 +188,27 @@ async fn write(pool: &Pool<Sqlite>, batch: &[Pending]) -> Result<Vec<bool>, Stor
                 .push_bind(&a.code_hash)
                 .push_bind(0i64);
         });
-        insert.build().execute(&mut *tx).await.map_err(db_err)?;
+        insert.build().execute(&mut **tx).await?;
+        let refresh: Vec<_> = chunk.iter().filter_map(|i| i.refresh.as_ref()).collect();
+        if refresh.is_empty() {
+            continue;
+        }
+        let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scopes, created_at, expires_at, rotated_at, revoked, code_hash) ",
+        );
+        insert.push_values(refresh, |mut row, r| {
+            row.push_bind(&r.token_hash)
+                .push_bind(&r.family_id)
+                .push_bind(&r.client_id)
+                .push_bind(&r.user_id)
+                .push_bind(r.scopes.to_space_separated())
+                .push_bind(r.created_at)
+                .push_bind(r.expires_at)
+                .push_bind(None::<i64>)
+                .push_bind(0i64)
+                .push_bind(&r.code_hash);
+        });
+        insert.build().execute(&mut **tx).await?;
     }
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for p in batch {
-        let won = match p {
-            Pending::Grant(g) if g.issue.refresh.is_none() => true,
-            Pending::Grant(g) => {
-                crate::sqlite::store_impl::store_new_grant(&mut tx, &g.issue, g.caps, g.now).await.map_err(db_err)?;
-                true
-            }
-            Pending::Claim(c) => crate::sqlite::store_impl::claim_then_store(&mut tx, &c.claim).await.map_err(db_err)?,
-        };
-        outcomes.push(won);
-    }
-    tx.commit().await.map_err(db_err)?;
-    Ok(outcomes)
+    Ok(())
 }

@@ -53,7 +53,9 @@ where
 /// A single-use step and what it pays for: the conditional UPDATE `sql` (binding `key`,
 /// then `at` if given) is the one point where concurrent attempts are decided, as only
 /// one of them sees a row change; the winner's tokens are stored in the same
-/// transaction, with the refresh-token caps checked when `caps` is given.
+/// transaction, with the refresh-token caps checked when `caps` is given. A claim
+/// without caps is a refresh rotation (one live token replaces another), which the
+/// SQLite group commit does in bulk.
 #[derive(Clone)]
 pub(crate) struct Claim {
     pub sql: &'static str,

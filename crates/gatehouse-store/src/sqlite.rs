@@ -29,6 +29,8 @@ impl SqliteStore {
             // is lost to a power cut.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // Statement journals (a multi-row INSERT keeps one) in memory, not temp files.
+            .pragma("temp_store", "memory")
             .busy_timeout(Duration::from_secs(10));
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
