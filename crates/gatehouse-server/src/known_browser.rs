@@ -5,7 +5,7 @@
 //! attacker guessing from elsewhere cannot lock the owner out; a note is worth nothing
 //! after a password change or a year, and a copied one is limited by its own budget.
 
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue};
 use gatehouse_core::model::User;
 use gatehouse_core::secret::{hash_secret, random_token};
 
@@ -33,14 +33,8 @@ pub fn recognise(state: &AppState, headers: &HeaderMap, user: &User) -> Option<S
     let keyring = state.auth.keyring.as_ref()?;
     let now = state.auth.now();
     let tag = password_tag(user);
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .filter(|(k, _)| *k == cookie_name(state))
-        .filter_map(|(_, v)| keyring.open_note(v, PURPOSE))
+    crate::session::cookie_values(headers, cookie_name(state))
+        .filter_map(|v| keyring.open_note(v, PURPOSE))
         .find_map(|note| {
             let mut parts = note.split('|');
             let (user_id, id, issued, pw) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);

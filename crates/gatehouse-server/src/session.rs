@@ -21,15 +21,22 @@ fn cookie_name(state: &AppState) -> &'static str {
     }
 }
 
-pub fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+/// Every value sent for cookie `name`, in the order the browser sent them.
+pub fn cookie_values<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
+        .filter(move |(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+pub fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    cookie_values(headers, name)
+        .next()
+        .map(str::to_string)
         .filter(|v| v.len() == gatehouse_core::secret::SECRET_LEN && v.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
