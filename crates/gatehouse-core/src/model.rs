@@ -220,15 +220,22 @@ impl RateBudget {
         if allowed {
             level -= 1000;
         }
+        (self.decision(level, allowed), level)
+    }
+
+    /// What to tell the caller, given the level left after its request and whether the
+    /// request was let through.
+    pub fn decision(&self, level: i64, allowed: bool) -> RateDecision {
+        let full = self.full_level();
+        let window = self.window.max(1);
         // Seconds for the bucket to regain `milli`, rounded up.
         let seconds_for = |milli: i64| (milli.saturating_mul(window) + full - 1) / full;
-        let decision = RateDecision {
+        RateDecision {
             allowed,
             remaining: level / 1000,
             reset_after: seconds_for(full - level),
             retry_after: if allowed { 0 } else { seconds_for(1000 - level).max(1) },
-        };
-        (decision, level)
+        }
     }
 }
 

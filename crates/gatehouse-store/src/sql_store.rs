@@ -207,8 +207,11 @@ macro_rules! impl_store {
                 })
             }
 
-            async fn insert_issue(tx: &mut Tx, issue: &TokenIssue) -> Result<(), sqlx::Error> {
-                let a = &issue.access;
+            /// One access token; on a pool, a statement that commits by itself.
+            pub(crate) async fn insert_access<'e, E>(ex: E, a: &AccessToken) -> Result<(), sqlx::Error>
+            where
+                E: sqlx::Executor<'e, Database = $Db>,
+            {
                 sqlx::query(
                     "INSERT INTO access_tokens (token_hash, client_id, user_id, scopes, created_at, \
                      expires_at, family_id, code_hash, revoked) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0)",
@@ -221,8 +224,13 @@ macro_rules! impl_store {
                 .bind(a.expires_at)
                 .bind(&a.family_id)
                 .bind(&a.code_hash)
-                .execute(&mut **tx)
+                .execute(ex)
                 .await?;
+                Ok(())
+            }
+
+            async fn insert_issue(tx: &mut Tx, issue: &TokenIssue) -> Result<(), sqlx::Error> {
+                insert_access(&mut **tx, &issue.access).await?;
                 if let Some(r) = &issue.refresh {
                     sqlx::query(
                         "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scopes, \
@@ -1004,37 +1012,36 @@ macro_rules! impl_store {
                 }
 
                 async fn take_rate_token(&self, bucket: &str, budget: RateBudget, now: i64) -> StoreResult<RateDecision> {
-                    retrying(|| async move {
-                        let mut tx = self.begin_write().await.map_err(db_err)?;
-                        // Insert first so that the locking read always has a row to lock.
-                        sqlx::query(
-                            "INSERT INTO rate_buckets (bucket, level, updated_at) VALUES ($1, $2, $3) \
-                             ON CONFLICT (bucket) DO NOTHING",
-                        )
-                        .bind(bucket)
-                        .bind(budget.full_level())
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                        let row = sqlx::query(concat!("SELECT level, updated_at FROM rate_buckets WHERE bucket = $1", $lock))
+                    // One statement, so the row is locked only while it runs: the
+                    // token-bucket arithmetic of RateBudget::take, in SQL. Elapsed time is
+                    // capped at the window (a bucket is full by then), which also keeps
+                    // elapsed × full well inside 64 bits.
+                    const REFILLED: &str = "CASE WHEN b.level + (CASE WHEN $3 - b.updated_at > $4 THEN $4 \
+                         WHEN $3 > b.updated_at THEN $3 - b.updated_at ELSE 0 END) * $2 / $4 >= $2 THEN $2 \
+                         ELSE b.level + (CASE WHEN $3 - b.updated_at > $4 THEN $4 \
+                         WHEN $3 > b.updated_at THEN $3 - b.updated_at ELSE 0 END) * $2 / $4 END";
+                    let sql = format!(
+                        "INSERT INTO rate_buckets AS b (bucket, level, updated_at, allowed) VALUES ($1, $2 - 1000, $3, 1) \
+                         ON CONFLICT (bucket) DO UPDATE SET \
+                         level = CASE WHEN {r} >= 1000 THEN {r} - 1000 ELSE {r} END, \
+                         allowed = CASE WHEN {r} >= 1000 THEN 1 ELSE 0 END, \
+                         updated_at = CASE WHEN $3 > b.updated_at THEN $3 ELSE b.updated_at END \
+                         RETURNING level, allowed",
+                        r = REFILLED
+                    );
+                    let (full, window) = (budget.full_level(), budget.window.max(1));
+                    retrying(|| async {
+                        let row = sqlx::query(&sql)
                             .bind(bucket)
-                            .fetch_one(&mut *tx)
+                            .bind(full)
+                            .bind(now)
+                            .bind(window)
+                            .fetch_one(self.rate_writer())
                             .await
                             .map_err(db_err)?;
                         let level: i64 = row.try_get("level").map_err(db_err)?;
-                        let updated_at: i64 = row.try_get("updated_at").map_err(db_err)?;
-                        let (decision, level) = budget.take(Some(level), now - updated_at);
-                        // Keep the time of the last refill only when it was counted.
-                        sqlx::query("UPDATE rate_buckets SET level = $2, updated_at = $3 WHERE bucket = $1")
-                            .bind(bucket)
-                            .bind(level)
-                            .bind(now.max(updated_at))
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_err)?;
-                        tx.commit().await.map_err(db_err)?;
-                        Ok(decision)
+                        let allowed: i64 = row.try_get("allowed").map_err(db_err)?;
+                        Ok(budget.decision(level, allowed != 0))
                     })
                     .await
                 }

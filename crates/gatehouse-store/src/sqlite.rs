@@ -102,6 +102,10 @@ impl SqliteStore {
         &self.writer
     }
 
+    fn rate_writer(&self) -> &Pool<Sqlite> {
+        &self.writer
+    }
+
     /// IMMEDIATE takes the write lock at once, so a transaction never fails half-way
     /// when another process (an admin command) writes at the same time.
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {

@@ -517,6 +517,13 @@ mod cases {
         assert_eq!((d.allowed, d.retry_after), (false, 20));
         assert!(store.take_rate_token("client:b", budget, NOW).await.unwrap().allowed, "buckets are separate");
         assert!(store.take_rate_token("client:a", budget, NOW + 20).await.unwrap().allowed);
+        // An earlier clock (another instance's) adds nothing; the empty bucket stays empty.
+        assert!(!store.take_rate_token("client:a", budget, NOW).await.unwrap().allowed);
+        // Years later a huge bucket is full again, without overflowing the arithmetic.
+        let huge = RateBudget { capacity: 1_000_000_000, window: 86_400 };
+        store.take_rate_token("huge", huge, NOW).await.unwrap();
+        let d = store.take_rate_token("huge", huge, NOW + 10 * 365 * 86_400).await.unwrap();
+        assert_eq!((d.allowed, d.remaining), (true, 999_999_999));
 
         let budget = RateBudget { capacity: 10, window: 60 };
         let mut tasks = Vec::new();
