@@ -1050,28 +1050,31 @@ macro_rules! impl_store {
                     // Used codes are kept an hour past expiry so that a late replay is
                     // still recognised; rotated refresh tokens 30 days, for reuse detection.
                     // Rate buckets untouched for a day are full again (no window is longer).
-                    let rules: [(&str, &str, i64); 6] = [
-                        ("authorization_codes", "code_hash", now - 3600),
-                        ("device_authorizations", "device_code_hash", now - 3600),
-                        ("sessions", "id_hash", now),
-                        ("access_tokens", "token_hash", now),
-                        ("refresh_tokens", "token_hash", now),
-                        ("rate_buckets", "bucket", now - 86400),
+                    // One rule per indexed condition (migration 0007): an OR of them
+                    // would scan the whole table for every batch.
+                    // `$1` is the cutoff, where the rule has one.
+                    let rules: [(&str, &str, &str, Option<i64>); 9] = [
+                        ("authorization_codes", "code_hash", "expires_at <= $1", Some(now - 3600)),
+                        ("device_authorizations", "device_code_hash", "expires_at <= $1", Some(now - 3600)),
+                        ("sessions", "id_hash", "expires_at <= $1", Some(now)),
+                        ("access_tokens", "token_hash", "expires_at <= $1", Some(now)),
+                        ("access_tokens", "token_hash", "revoked = 1", None),
+                        ("refresh_tokens", "token_hash", "expires_at <= $1", Some(now)),
+                        ("refresh_tokens", "token_hash", "rotated_at <= $1", Some(now - 2_592_000)),
+                        ("refresh_tokens", "token_hash", "revoked = 1", None),
+                        ("rate_buckets", "bucket", "updated_at <= $1", Some(now - 86400)),
                     ];
                     let mut total = 0;
-                    for (table, key, cutoff) in rules {
-                        let cond = match table {
-                            "access_tokens" => "expires_at <= $1 OR revoked = 1",
-                            "refresh_tokens" => "revoked = 1 OR expires_at <= $1 OR rotated_at <= $1 - 2592000",
-                            "rate_buckets" => "updated_at <= $1",
-                            _ => "expires_at <= $1",
-                        };
+                    for (table, key, cond, cutoff) in rules {
                         let sql = format!(
                             "DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE {cond} LIMIT 500)"
                         );
                         loop {
-                            let n = sqlx::query(&sql)
-                                .bind(cutoff)
+                            let mut query = sqlx::query(&sql);
+                            if let Some(cutoff) = cutoff {
+                                query = query.bind(cutoff);
+                            }
+                            let n = query
                                 .execute(self.writer())
                                 .await
                                 .map_err(db_err)?

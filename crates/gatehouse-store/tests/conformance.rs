@@ -451,6 +451,26 @@ mod cases {
         assert!(store.find_code(&k.code_hash).await.unwrap().is_some());
         store.purge_expired(NOW + 60 + 3601).await.unwrap();
         assert!(store.find_code(&k.code_hash).await.unwrap().is_none());
+
+        // Revoked tokens go at the next purge, whatever their expiry.
+        let revoked = issue(&c, &u, None, NOW, None);
+        store.insert_tokens(&revoked, CAPS, NOW).await.unwrap();
+        let revoked_refresh = revoked.refresh.clone().unwrap();
+        store.revoke_family(&revoked_refresh.family_id).await.unwrap();
+        // A rotated refresh token is kept 30 days after its rotation, for reuse detection.
+        let rotated = issue(&c, &u, None, NOW, None);
+        store.insert_tokens(&rotated, CAPS, NOW).await.unwrap();
+        let rotated_hash = rotated.refresh.clone().unwrap().token_hash;
+        let next = issue(&c, &u, Some(&rotated.refresh.as_ref().unwrap().family_id), NOW, None);
+        store.rotate_refresh_token(&rotated_hash, &next, NOW).await.unwrap();
+        let n = store.purge_expired(NOW + 60).await.unwrap();
+        assert_eq!(n, 2, "the revoked access and refresh tokens");
+        assert!(store.find_access_token(&revoked.access.token_hash).await.unwrap().is_none());
+        assert!(store.find_refresh_token(&revoked_refresh.token_hash).await.unwrap().is_none());
+        assert!(store.find_refresh_token(&rotated_hash).await.unwrap().is_some());
+        store.purge_expired(NOW + 30 * 86_400 + 1).await.unwrap();
+        assert!(store.find_refresh_token(&rotated_hash).await.unwrap().is_none());
+        assert!(store.find_refresh_token(&next.refresh.unwrap().token_hash).await.unwrap().is_some());
     }
 
     pub async fn concurrent_token_inserts_are_all_stored_and_a_bad_one_fails_alone(store: Arc<dyn Store>) {
