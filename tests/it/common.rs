@@ -53,7 +53,7 @@ impl TestServer {
         if config.issuer == ServerConfig::default().issuer {
             config.issuer = base.clone();
         }
-        auth.issuer = config.issuer.clone();
+        auth.issuer = config.issuer.as_str().into();
         auth.keyring = Some(Arc::new(gatehouse_core::oidc::Keyring::new(gatehouse_core::oidc::KeyEncryptionKey::generate().0)));
         let state = AppState::new(auth.clone(), config);
         let task = tokio::spawn(async move {

@@ -16,7 +16,7 @@ pub struct Authority {
     pub catalog: ScopeCatalog,
     pub clock: Arc<dyn Clock>,
     /// The public base URL: `iss` of ID tokens.
-    pub issuer: String,
+    pub issuer: Arc<str>,
     /// Signing keys for ID tokens; without them `openid` is refused.
     pub keyring: Option<Arc<Keyring>>,
 }

@@ -12,9 +12,10 @@ pub struct ScopeDef {
 }
 
 /// The scopes this server knows. Requests naming any other scope get `invalid_scope`.
+/// Shared, not copied: the server's state (which holds it) is cloned for every request.
 #[derive(Debug, Clone)]
 pub struct ScopeCatalog {
-    scopes: Vec<ScopeDef>,
+    scopes: std::sync::Arc<[ScopeDef]>,
 }
 
 /// The twelve scopes of Twitch's kraken API (seed 001), the default catalog.
@@ -48,7 +49,7 @@ impl Default for ScopeCatalog {
 
 impl ScopeCatalog {
     pub fn new(scopes: Vec<ScopeDef>) -> Self {
-        ScopeCatalog { scopes }
+        ScopeCatalog { scopes: scopes.into() }
     }
 
     pub fn all(&self) -> &[ScopeDef] {

@@ -179,43 +179,13 @@ async fn write(pool: &Pool<Sqlite>, batch: &[Pending]) -> Result<Vec<bool>, Stor
 
 /// Stores the access (and any refresh) tokens of `issues` with multi-row INSERTs.
 async fn insert_issues(tx: &mut sqlx::Transaction<'_, Sqlite>, issues: &[&TokenIssue]) -> Result<(), sqlx::Error> {
+    use crate::sqlite::store_impl::{insert_access_rows, insert_refresh_rows};
     for chunk in issues.chunks(ROWS_PER_INSERT) {
-        let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
-            "INSERT INTO access_tokens (token_hash, client_id, user_id, scopes, created_at, expires_at, family_id, code_hash, revoked) ",
-        );
-        insert.push_values(chunk, |mut row, issue| {
-            let a = &issue.access;
-            row.push_bind(&a.token_hash)
-                .push_bind(&a.client_id)
-                .push_bind(&a.user_id)
-                .push_bind(a.scopes.to_space_separated())
-                .push_bind(a.created_at)
-                .push_bind(a.expires_at)
-                .push_bind(&a.family_id)
-                .push_bind(&a.code_hash)
-                .push_bind(0i64);
-        });
-        insert.build().execute(&mut **tx).await?;
-        let refresh: Vec<_> = chunk.iter().filter_map(|i| i.refresh.as_ref()).collect();
-        if refresh.is_empty() {
-            continue;
+        insert_access_rows(chunk.iter().map(|i| &i.access)).build().execute(&mut **tx).await?;
+        let mut refresh = chunk.iter().filter_map(|i| i.refresh.as_ref()).peekable();
+        if refresh.peek().is_some() {
+            insert_refresh_rows(refresh).build().execute(&mut **tx).await?;
         }
-        let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
-            "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scopes, created_at, expires_at, rotated_at, revoked, code_hash) ",
-        );
-        insert.push_values(refresh, |mut row, r| {
-            row.push_bind(&r.token_hash)
-                .push_bind(&r.family_id)
-                .push_bind(&r.client_id)
-                .push_bind(&r.user_id)
-                .push_bind(r.scopes.to_space_separated())
-                .push_bind(r.created_at)
-                .push_bind(r.expires_at)
-                .push_bind(None::<i64>)
-                .push_bind(0i64)
-                .push_bind(&r.code_hash);
-        });
-        insert.build().execute(&mut **tx).await?;
     }
     Ok(())
 }

@@ -207,46 +207,65 @@ macro_rules! impl_store {
                 })
             }
 
+            /// One INSERT of any number of access tokens: a grant stores one, the SQLite
+            /// group commit a whole batch.
+            pub(crate) fn insert_access_rows<'a>(
+                tokens: impl IntoIterator<Item = &'a AccessToken>,
+            ) -> sqlx::QueryBuilder<'a, $Db> {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "INSERT INTO access_tokens (token_hash, client_id, user_id, scopes, created_at, \
+                     expires_at, family_id, code_hash, revoked) ",
+                );
+                insert.push_values(tokens, |mut row, a| {
+                    row.push_bind(&a.token_hash)
+                        .push_bind(&a.client_id)
+                        .push_bind(&a.user_id)
+                        .push_bind(a.scopes.to_space_separated())
+                        .push_bind(a.created_at)
+                        .push_bind(a.expires_at)
+                        .push_bind(&a.family_id)
+                        .push_bind(&a.code_hash)
+                        .push_bind(0i64);
+                });
+                insert
+            }
+
+            /// The same for new (live, unrotated) refresh tokens.
+            pub(crate) fn insert_refresh_rows<'a>(
+                tokens: impl IntoIterator<Item = &'a RefreshToken>,
+            ) -> sqlx::QueryBuilder<'a, $Db> {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scopes, \
+                     created_at, expires_at, rotated_at, revoked, code_hash) ",
+                );
+                insert.push_values(tokens, |mut row, r| {
+                    row.push_bind(&r.token_hash)
+                        .push_bind(&r.family_id)
+                        .push_bind(&r.client_id)
+                        .push_bind(&r.user_id)
+                        .push_bind(r.scopes.to_space_separated())
+                        .push_bind(r.created_at)
+                        .push_bind(r.expires_at)
+                        .push_bind(None::<i64>)
+                        .push_bind(0i64)
+                        .push_bind(&r.code_hash);
+                });
+                insert
+            }
+
             /// One access token; on a pool, a statement that commits by itself.
             pub(crate) async fn insert_access<'e, E>(ex: E, a: &AccessToken) -> Result<(), sqlx::Error>
             where
                 E: sqlx::Executor<'e, Database = $Db>,
             {
-                sqlx::query(
-                    "INSERT INTO access_tokens (token_hash, client_id, user_id, scopes, created_at, \
-                     expires_at, family_id, code_hash, revoked) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0)",
-                )
-                .bind(&a.token_hash)
-                .bind(&a.client_id)
-                .bind(&a.user_id)
-                .bind(a.scopes.to_space_separated())
-                .bind(a.created_at)
-                .bind(a.expires_at)
-                .bind(&a.family_id)
-                .bind(&a.code_hash)
-                .execute(ex)
-                .await?;
+                insert_access_rows([a]).build().execute(ex).await?;
                 Ok(())
             }
 
             async fn insert_issue(tx: &mut Tx, issue: &TokenIssue) -> Result<(), sqlx::Error> {
                 insert_access(&mut **tx, &issue.access).await?;
                 if let Some(r) = &issue.refresh {
-                    sqlx::query(
-                        "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scopes, \
-                         created_at, expires_at, rotated_at, revoked, code_hash) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, 0, $8)",
-                    )
-                    .bind(&r.token_hash)
-                    .bind(&r.family_id)
-                    .bind(&r.client_id)
-                    .bind(&r.user_id)
-                    .bind(r.scopes.to_space_separated())
-                    .bind(r.created_at)
-                    .bind(r.expires_at)
-                    .bind(&r.code_hash)
-                    .execute(&mut **tx)
-                    .await?;
+                    insert_refresh_rows([r]).build().execute(&mut **tx).await?;
                 }
                 Ok(())
             }
