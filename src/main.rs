@@ -141,6 +141,8 @@ fn main() -> ExitCode {
     // (not lossy); `_log` flushes what is left when main returns.
     let (writer, _log) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
+        // Eight thousand lines in flight at most (the default, 128,000, reserves 4 MB).
+        .buffered_lines_limit(8192)
         .thread_name("gatehouse-log")
         .finish(std::io::BufWriter::new(std::io::stderr()));
     tracing_subscriber::fmt()

@@ -63,9 +63,19 @@ impl ServerConfig {
     }
 }
 
-/// What every handler can reach.
+/// What every handler can reach. One shared allocation: axum clones the state for every
+/// extractor and middleware of every request, so a clone must cost one reference count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub auth: Authority,
     pub config: Arc<ServerConfig>,
     pages: Arc<pages::Pages>,
@@ -77,13 +87,13 @@ pub struct AppState {
 impl AppState {
     pub fn new(auth: Authority, config: ServerConfig) -> Self {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        AppState {
+        AppState(Arc::new(Shared {
             auth,
             config: Arc::new(config),
             pages: Arc::new(pages::Pages::new()),
             password_checks: Arc::new(tokio::sync::Semaphore::new(cores)),
             buckets: Arc::default(),
-        }
+        }))
     }
 }
 
