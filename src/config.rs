@@ -75,8 +75,11 @@ impl FileConfig {
         let budget = |name: &str, v: Option<i64>, default: i64| {
             let capacity = v.unwrap_or(default);
             // Buckets untouched for a day are purged as full: no window may be longer.
-            if capacity <= 0 || !(1..=86_400).contains(&window) {
-                return Err(format!("rate_limits.{name} must be positive and window_seconds between 1 and 86400"));
+            // A billion keeps the bucket arithmetic (thousandths × seconds) inside 64 bits.
+            if !(1..=1_000_000_000).contains(&capacity) || !(1..=86_400).contains(&window) {
+                return Err(format!(
+                    "rate_limits.{name} must be between 1 and 1000000000 and window_seconds between 1 and 86400"
+                ));
             }
             Ok(gatehouse_core::model::RateBudget { capacity, window })
         };
@@ -193,4 +196,24 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     let mut f = options.open(path)?;
     f.write_all(text.as_bytes())?;
     f.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(toml_text: &str) -> Result<gatehouse_server::RateLimits, String> {
+        let file: FileConfig = toml::from_str(toml_text).expect("valid TOML");
+        file.rate_limits("sqlite://x.db")
+    }
+
+    #[test]
+    fn rate_budgets_are_bounded_so_the_bucket_arithmetic_cannot_overflow() {
+        let ok = limits("[rate_limits]\ntoken = 1000000000\nwindow_seconds = 86400\n").expect("the largest budget");
+        assert_eq!(ok.token.capacity, 1_000_000_000);
+        for bad in ["token = 1000000001", "token = 0", "api = -5", "window_seconds = 86401"] {
+            let err = limits(&format!("[rate_limits]\n{bad}\n")).expect_err(bad);
+            assert!(err.contains("rate_limits."), "{bad}: {err}");
+        }
+    }
 }

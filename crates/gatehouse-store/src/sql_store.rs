@@ -1069,8 +1069,10 @@ macro_rules! impl_store {
                     // Used codes are kept an hour past expiry so that a late replay is
                     // still recognised; rotated refresh tokens 30 days, for reuse detection.
                     // Rate buckets untouched for a day are full again (no window is longer).
-                    // One rule per indexed condition (migration 0007): an OR of them
-                    // would scan the whole table for every batch.
+                    // One rule per condition, each token condition with its own index
+                    // (migration 0007): an OR of them scanned the whole table for
+                    // every batch. Rate buckets are the exception: an index on
+                    // updated_at would cost every rate-limited request an index update.
                     // `$1` is the cutoff, where the rule has one.
                     let rules: [(&str, &str, &str, Option<i64>); 9] = [
                         ("authorization_codes", "code_hash", "expires_at <= $1", Some(now - 3600)),

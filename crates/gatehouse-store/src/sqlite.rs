@@ -35,10 +35,21 @@ fn start_checkpointer(mut conn: sqlx::SqliteConnection) -> tokio::task::JoinHand
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
         loop {
             tick.tick().await;
-            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut conn).await {
-                tracing::warn!(error = %e, "SQLite checkpoint failed; the writer will checkpoint when the log is large");
+            // Said once when checkpoints start failing (a full disk, say) and once when
+            // they work again, not four times a second.
+            match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut conn).await {
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %e, "SQLite checkpoints fail; the writer will checkpoint when the log is large");
+                }
+                Ok(_) if failing => {
+                    failing = false;
+                    tracing::info!("SQLite checkpoints work again");
+                }
+                _ => {}
             }
         }
     })
