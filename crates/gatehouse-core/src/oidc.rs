@@ -246,7 +246,7 @@ pub async fn id_token(auth: &Authority, facts: IdTokenFacts<'_>) -> Result<Optio
     let now = auth.now();
     let login = auth.store.find_user(facts.user_id).await?.map(|u| u.login);
     let claims = IdTokenClaims {
-        iss: &*auth.issuer,
+        iss: &auth.issuer,
         sub: facts.user_id,
         aud: facts.client_id,
         exp: now + ID_TOKEN_TTL,

@@ -17,26 +17,23 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 
 impl PgStore {
     pub async fn connect(url: &str) -> Result<Self, String> {
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
-            .await
-            .map_err(|e| format!("cannot connect to PostgreSQL at {}: {e}", crate::redact_url(url)))?;
+        let options = sqlx::postgres::PgConnectOptions::from_str(url)
+            .map_err(|e| format!("bad PostgreSQL URL {}: {e}", crate::redact_url(url)))?;
+        let open = |max, options| async move {
+            PgPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .map_err(|e| format!("cannot connect to PostgreSQL at {}: {e}", crate::redact_url(url)))
+        };
+        let pool = open(16, options.clone()).await?;
         MIGRATOR.run(&pool).await.map_err(|e| format!("migrating PostgreSQL failed: {e}"))?;
         // Every request of a client counts against one row. With durable commits its lock
         // was held through each fsync, one request after another (about 2,000 a second).
         // A crash of the database may forget the last moments of counting, which leaves
         // a bucket a little fuller; tokens are never written through this pool.
-        let options = sqlx::postgres::PgConnectOptions::from_str(url)
-            .map_err(|e| format!("bad PostgreSQL URL {}: {e}", crate::redact_url(url)))?
-            .options([("synchronous_commit", "off")]);
-        let rates = PgPoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
-            .await
-            .map_err(|e| format!("cannot connect to PostgreSQL at {}: {e}", crate::redact_url(url)))?;
+        let rates = open(4, options.options([("synchronous_commit", "off")])).await?;
         Ok(PgStore { pool, rates })
     }
 

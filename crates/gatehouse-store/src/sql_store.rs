@@ -1034,23 +1034,26 @@ macro_rules! impl_store {
                     // One statement, so the row is locked only while it runs: the
                     // token-bucket arithmetic of RateBudget::take, in SQL. Elapsed time is
                     // capped at the window (a bucket is full by then), which also keeps
-                    // elapsed × full well inside 64 bits.
-                    const REFILLED: &str = "CASE WHEN b.level + (CASE WHEN $3 - b.updated_at > $4 THEN $4 \
-                         WHEN $3 > b.updated_at THEN $3 - b.updated_at ELSE 0 END) * $2 / $4 >= $2 THEN $2 \
-                         ELSE b.level + (CASE WHEN $3 - b.updated_at > $4 THEN $4 \
-                         WHEN $3 > b.updated_at THEN $3 - b.updated_at ELSE 0 END) * $2 / $4 END";
-                    let sql = format!(
-                        "INSERT INTO rate_buckets AS b (bucket, level, updated_at, allowed) VALUES ($1, $2 - 1000, $3, 1) \
-                         ON CONFLICT (bucket) DO UPDATE SET \
-                         level = CASE WHEN {r} >= 1000 THEN {r} - 1000 ELSE {r} END, \
-                         allowed = CASE WHEN {r} >= 1000 THEN 1 ELSE 0 END, \
-                         updated_at = CASE WHEN $3 > b.updated_at THEN $3 ELSE b.updated_at END \
-                         RETURNING level, allowed",
-                        r = REFILLED
-                    );
+                    // elapsed × full well inside 64 bits. SQL has no local names, so the
+                    // text is assembled once from its parts. $1 bucket, $2 full level,
+                    // $3 now, $4 window.
+                    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+                        let elapsed = "(CASE WHEN $3 - b.updated_at > $4 THEN $4 \
+                                       WHEN $3 > b.updated_at THEN $3 - b.updated_at ELSE 0 END)";
+                        let gained = format!("b.level + {elapsed} * $2 / $4");
+                        let r = format!("(CASE WHEN {gained} >= $2 THEN $2 ELSE {gained} END)");
+                        format!(
+                            "INSERT INTO rate_buckets AS b (bucket, level, updated_at, allowed) VALUES ($1, $2 - 1000, $3, 1) \
+                             ON CONFLICT (bucket) DO UPDATE SET \
+                             level = CASE WHEN {r} >= 1000 THEN {r} - 1000 ELSE {r} END, \
+                             allowed = CASE WHEN {r} >= 1000 THEN 1 ELSE 0 END, \
+                             updated_at = CASE WHEN $3 > b.updated_at THEN $3 ELSE b.updated_at END \
+                             RETURNING level, allowed"
+                        )
+                    });
                     let (full, window) = (budget.full_level(), budget.window.max(1));
                     retrying(|| async {
-                        let row = sqlx::query(&sql)
+                        let row = sqlx::query(SQL.as_str())
                             .bind(bucket)
                             .bind(full)
                             .bind(now)

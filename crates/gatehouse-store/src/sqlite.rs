@@ -76,20 +76,15 @@ impl SqliteStore {
             // After a burst, the log is cut back to 64 MiB when it starts over.
             .pragma("journal_size_limit", "67108864")
             .busy_timeout(Duration::from_secs(10));
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(opts.clone())
-            .await
-            .map_err(|e| format!("cannot open SQLite database {path:?}: {e}"))?;
+        let cannot_open = |e: sqlx::Error| format!("cannot open SQLite database {path:?}: {e}");
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await.map_err(cannot_open)?;
         MIGRATOR.run(&writer).await.map_err(|e| format!("migrating {path:?} failed: {e}"))?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts.clone().read_only(true))
             .await
-            .map_err(|e| format!("cannot open SQLite database {path:?}: {e}"))?;
-        let checkpoints = sqlx::Connection::connect_with(&opts)
-            .await
-            .map_err(|e| format!("cannot open SQLite database {path:?}: {e}"))?;
+            .map_err(cannot_open)?;
+        let checkpoints = sqlx::Connection::connect_with(&opts).await.map_err(cannot_open)?;
         let tokens = TokenWriter::start(writer.clone()).map_err(|e| format!("cannot start the SQLite writer: {e}"))?;
         Ok(SqliteStore { reader, writer, tokens, checkpointer: start_checkpointer(checkpoints) })
     }

@@ -89,9 +89,9 @@ pub(crate) async fn mint(
             crate::error::OAuthError::server_error()
         })?;
         let claims = JwtAccessClaims {
-            iss: &*auth.issuer,
+            iss: &auth.issuer,
             exp: now + ttl,
-            aud: &*auth.issuer,
+            aud: &auth.issuer,
             // App tokens have no user: the client is the subject (RFC 9068 §2.2).
             sub: user_id.unwrap_or(&client.id),
             client_id: &client.id,
