@@ -68,8 +68,8 @@ async fn token_response_has_the_contract_fields() {
     assert_eq!(body["token_type"], "bearer");
     assert_eq!(body["expires_in"], 3600);
     assert_eq!(body["scope"], "user_read");
-    assert_eq!(s(&body, "access_token").len(), 50);
-    assert_eq!(s(&body, "refresh_token").len(), 50);
+    assert_eq!(s(&body, "access_token").len(), gatehouse_core::secret::TOKEN_LEN);
+    assert_eq!(s(&body, "refresh_token").len(), gatehouse_core::secret::TOKEN_LEN);
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use crate::model::{AuthorizationCode, Client, ClientKind};
 use crate::pkce;
 use crate::redirect::match_registered;
 use crate::scope::ScopeSet;
-use crate::secret::{hash_secret, new_secret};
+use crate::secret::{new_token, token_key};
 
 /// The authorize request's parameters as they arrived.
 #[derive(Debug, Default, Clone, serde::Deserialize, serde::Serialize)]
@@ -268,9 +268,9 @@ pub async fn approve(
 
     match req.response_type {
         ResponseType::Code => {
-            let code = new_secret();
+            let code = new_token();
             let record = AuthorizationCode {
-                code_hash: hash_secret(&code),
+                code_hash: token_key(&code),
                 client_id: req.client.id.clone(),
                 user_id: user_id.to_string(),
                 redirect_uri: req.redirect.uri.clone(),

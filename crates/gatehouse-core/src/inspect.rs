@@ -5,12 +5,12 @@ use serde::Serialize;
 use crate::authority::Authority;
 use crate::error::{ErrorCode, OAuthError};
 use crate::model::AccessTokenInfo;
-use crate::secret::hash_secret;
+use crate::secret::token_key;
 
 /// Finds a live access token: known, not revoked, not expired.
 pub async fn live_access_token(auth: &Authority, token: &str) -> Result<AccessTokenInfo, OAuthError> {
     let invalid = || OAuthError::new(ErrorCode::InvalidToken, "invalid access token");
-    let info = auth.store.find_access_token(&hash_secret(token)).await?.ok_or_else(invalid)?;
+    let info = auth.store.find_access_token(&token_key(token)).await?.ok_or_else(invalid)?;
     if info.token.revoked || auth.now() >= info.token.expires_at {
         return Err(invalid());
     }
@@ -68,7 +68,7 @@ pub struct Introspection {
 pub async fn introspect(auth: &Authority, token: Option<&str>) -> Result<Introspection, OAuthError> {
     let token = token.ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     let now = auth.now();
-    let hash = hash_secret(token);
+    let hash = token_key(token);
     if let Some(info) = auth.store.find_access_token(&hash).await? {
         let t = info.token;
         if t.revoked || now >= t.expires_at {

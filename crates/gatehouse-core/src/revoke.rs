@@ -3,14 +3,14 @@
 use crate::authority::Authority;
 use crate::error::OAuthError;
 use crate::model::Client;
-use crate::secret::hash_secret;
+use crate::secret::token_key;
 
 /// Revokes an access or refresh token issued to `client`. Unknown tokens are not an
 /// error (RFC 7009 §2.2): the answer is the same as for a revoked one. A refresh token
 /// takes its whole family, and the access tokens issued within it, with it (§2.1).
 pub async fn revoke(auth: &Authority, client: &Client, token: Option<&str>) -> Result<(), OAuthError> {
     let token = token.ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-    let hash = hash_secret(token);
+    let hash = token_key(token);
     let not_yours = || OAuthError::invalid_request("the token was not issued to this client");
     // The hint (token_type_hint) only speeds up a lookup; both kinds are one indexed
     // read each, so it is not needed.

@@ -5,7 +5,7 @@ use crate::error::OAuthError;
 use crate::grant::{mint, with_id_token, Refresh, TokenResponse};
 use crate::model::{Client, ClientKind};
 use crate::pkce;
-use crate::secret::hash_secret;
+use crate::secret::token_key;
 use crate::store::Redemption;
 
 #[derive(Debug, Default)]
@@ -21,7 +21,7 @@ pub async fn exchange(
     req: CodeExchange<'_>,
 ) -> Result<TokenResponse, OAuthError> {
     let code = req.code.ok_or_else(|| OAuthError::invalid_request("code is required"))?;
-    let code_hash = hash_secret(code);
+    let code_hash = token_key(code);
     let now = auth.now();
     let invalid = || OAuthError::invalid_grant("the authorization code is invalid or expired");
 

@@ -9,7 +9,7 @@ pub mod refresh_token;
 use crate::authority::Authority;
 use crate::model::{AccessToken, Client, ClientKind, RefreshToken};
 use crate::scope::ScopeSet;
-use crate::secret::{hash_secret, new_secret, random_token};
+use crate::secret::{new_ordered_id, new_token, random_token, token_key};
 use crate::store::TokenIssue;
 
 /// A successful token response (RFC 6749 §5.1). The HTTP layer chooses how `scope` is
@@ -101,14 +101,14 @@ pub(crate) async fn mint(
         };
         keyring.sign(auth.store.as_ref(), now, &claims, "at+jwt").await?
     } else {
-        new_secret()
+        new_token()
     };
 
     let refresh_record = match (refresh, user_id) {
         (Refresh::None, _) | (_, None) => None,
         (Refresh::NewFamily, Some(uid)) => Some(RefreshToken {
             token_hash: String::new(),
-            family_id: random_token(24),
+            family_id: new_ordered_id(),
             client_id: client.id.clone(),
             user_id: uid.to_string(),
             scopes: access_scopes.clone(),
@@ -128,8 +128,8 @@ pub(crate) async fn mint(
     };
     let (refresh_plain, refresh_record) = match refresh_record {
         Some(mut r) => {
-            let plain = new_secret();
-            r.token_hash = hash_secret(&plain);
+            let plain = new_token();
+            r.token_hash = token_key(&plain);
             // Public clients' refresh tokens expire after a period of disuse: each
             // rotation starts the period again.
             r.expires_at = match client.kind {
@@ -142,7 +142,7 @@ pub(crate) async fn mint(
     };
 
     let access = AccessToken {
-        token_hash: hash_secret(&access_plain),
+        token_hash: token_key(&access_plain),
         client_id: client.id.clone(),
         user_id: user_id.map(str::to_string),
         scopes: access_scopes.clone(),

@@ -4,7 +4,7 @@ use crate::authority::Authority;
 use crate::error::OAuthError;
 use crate::grant::{mint, with_id_token, Refresh, TokenResponse};
 use crate::model::Client;
-use crate::secret::hash_secret;
+use crate::secret::token_key;
 use crate::store::Rotation;
 
 pub async fn refresh(
@@ -15,7 +15,7 @@ pub async fn refresh(
 ) -> Result<TokenResponse, OAuthError> {
     let presented =
         refresh_token.ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
-    let hash = hash_secret(presented);
+    let hash = token_key(presented);
     let now = auth.now();
     let invalid = || OAuthError::invalid_grant("the refresh token is invalid");
 
