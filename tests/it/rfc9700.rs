@@ -82,17 +82,24 @@ async fn s4_5_codes_are_single_use_and_replay_revokes_their_tokens() {
     let (status, first) = f.server.token(&f.client, &form).await;
     assert_eq!(status, StatusCode::OK);
     let access = s(&first, "access_token");
-    let refresh = s(&first, "refresh_token");
     assert_eq!(f.server.validate(&access).await, StatusCode::OK);
+    // Tokens the code's tokens were rotated into descend from it too.
+    let (_, rotated) = refresh(&f, &f.client, &s(&first, "refresh_token")).await;
+    let (later_access, refresh_token) = (s(&rotated, "access_token"), s(&rotated, "refresh_token"));
+    // Another grant of the same user and client owes the code nothing.
+    let other = f.tokens("user_read").await;
 
     let (status, again) = f.server.token(&f.client, &form).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(again["error"], "invalid_grant");
     // RFC 6749 §4.1.2: what the code gave is revoked.
     assert_eq!(f.server.validate(&access).await, StatusCode::UNAUTHORIZED);
-    let (status, body) = f.server.token(&f.client, &[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await;
+    assert_eq!(f.server.validate(&later_access).await, StatusCode::UNAUTHORIZED);
+    let (status, body) = refresh(&f, &f.client, &refresh_token).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"], "invalid_grant");
+    assert_eq!(f.server.validate(&s(&other, "access_token")).await, StatusCode::OK);
+    assert_eq!(refresh(&f, &f.client, &s(&other, "refresh_token")).await.0, StatusCode::OK);
 }
 
 #[tokio::test]

@@ -95,7 +95,9 @@ pub trait Store: Send + Sync + 'static {
         caps: RefreshCaps,
         now: i64,
     ) -> StoreResult<Redemption>;
-    /// Revokes every token issued from this code (on a replay).
+    /// Revokes every token issued from this code (on a replay). Tokens issued from a code
+    /// carry the code's key as their family id, so this is `revoke_family(code_hash)`:
+    /// one index serves both, instead of one more index entry per token for the code.
     async fn revoke_tokens_from_code(&self, code_hash: &str) -> StoreResult<()>;
 
     // Tokens

@@ -666,7 +666,7 @@ macro_rules! impl_store {
                 async fn revoke_tokens_from_code(&self, code_hash: &str) -> StoreResult<()> {
                     retrying(|| async move {
                         let mut tx = self.begin_write().await.map_err(db_err)?;
-                        revoke_until_none_live(&mut tx, "code_hash", code_hash).await.map_err(db_err)?;
+                        revoke_until_none_live(&mut tx, "family_id", code_hash).await.map_err(db_err)?;
                         tx.commit().await.map_err(db_err)?;
                         Ok(())
                     })

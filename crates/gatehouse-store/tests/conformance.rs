@@ -165,7 +165,8 @@ mod cases {
     }
 
     pub fn issue(c: &Client, u: &User, family: Option<&str>, created_at: i64, code_hash: Option<&str>) -> TokenIssue {
-        let family_id = family.map(str::to_string).unwrap_or_else(|| random_token(24));
+        // As the grants do: tokens from a code are of the code's family.
+        let family_id = family.or(code_hash).map(str::to_string).unwrap_or_else(|| random_token(24));
         TokenIssue {
             access: AccessToken {
                 token_hash: random_token(64),

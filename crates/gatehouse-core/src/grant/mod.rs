@@ -108,7 +108,9 @@ pub(crate) async fn mint(
         (Refresh::None, _) | (_, None) => None,
         (Refresh::NewFamily, Some(uid)) => Some(RefreshToken {
             token_hash: String::new(),
-            family_id: new_ordered_id(),
+            // The code's key names the family of the tokens it begins, so a replayed
+            // code revokes them by family (`Store::revoke_tokens_from_code`).
+            family_id: code_hash.map_or_else(new_ordered_id, str::to_string),
             client_id: client.id.clone(),
             user_id: uid.to_string(),
             scopes: access_scopes.clone(),
@@ -148,7 +150,7 @@ pub(crate) async fn mint(
         scopes: access_scopes.clone(),
         created_at: now,
         expires_at: now + ttl,
-        family_id: refresh_record.as_ref().map(|r| r.family_id.clone()),
+        family_id: refresh_record.as_ref().map(|r| r.family_id.clone()).or_else(|| code_hash.map(str::to_string)),
         code_hash: code_hash.map(str::to_string),
         revoked: false,
     };
