@@ -35,7 +35,7 @@ pub async fn validate(auth: &Authority, token: &str) -> Result<Validation, OAuth
         client_id: info.token.client_id,
         login: info.user_login,
         user_id: info.token.user_id,
-        scopes: info.token.scopes.to_vec(),
+        scopes: info.token.scopes.into_vec(),
         expires_in: info.token.expires_at - auth.now(),
     })
 }

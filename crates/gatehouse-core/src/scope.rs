@@ -95,6 +95,9 @@ impl ScopeSet {
     pub fn to_vec(&self) -> Vec<String> {
         self.0.iter().cloned().collect()
     }
+    pub fn into_vec(self) -> Vec<String> {
+        self.0.into_iter().collect()
+    }
     pub fn is_subset_of(&self, other: &ScopeSet) -> bool {
         self.0.is_subset(&other.0)
     }

@@ -37,7 +37,7 @@ impl Verifier for LocalVerifier {
                 client_id: info.token.client_id,
                 user_id: info.token.user_id,
                 login: info.user_login,
-                scopes: info.token.scopes.to_vec(),
+                scopes: info.token.scopes.into_vec(),
                 expires_at: info.token.expires_at,
             }),
             Err(e) if e.code == ErrorCode::InvalidToken => Err(GuardError::InvalidToken("invalid access token".into())),

@@ -60,9 +60,14 @@ impl MemoryBuckets {
             // Forget buckets that have refilled: they hold no information.
             map.retain(|_, (level, at, b)| b.take(Some(*level), now - *at).1 + 1000 < b.full_level());
         }
-        let prior = map.get(key).copied();
-        let (decision, level) = budget.take(prior.map(|(l, _, _)| l), prior.map_or(0, |(_, at, _)| now - at));
-        map.insert(key.to_string(), (level, now.max(prior.map_or(now, |(_, at, _)| at)), budget));
+        // A known bucket is updated in place: no key to copy on the hot path.
+        if let Some(bucket) = map.get_mut(key) {
+            let (decision, level) = budget.take(Some(bucket.0), now - bucket.1);
+            *bucket = (level, now.max(bucket.1), budget);
+            return decision;
+        }
+        let (decision, level) = budget.take(None, 0);
+        map.insert(key.to_string(), (level, now, budget));
         decision
     }
 }
@@ -96,9 +101,7 @@ impl AppState {
 /// `Ratelimit-*` headers (draft-ietf-httpapi-ratelimit-headers), and `Retry-After` on 429.
 pub(crate) fn add_headers(headers: &mut HeaderMap, budget: RateBudget, d: &RateDecision) {
     let mut set = |name: &'static str, v: i64| {
-        if let Ok(v) = HeaderValue::from_str(&v.to_string()) {
-            headers.insert(name, v);
-        }
+        headers.insert(name, HeaderValue::from(v));
     };
     set("ratelimit-limit", budget.capacity);
     set("ratelimit-remaining", d.remaining);

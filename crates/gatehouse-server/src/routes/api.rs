@@ -105,11 +105,8 @@ macro_rules! tri {
 )]
 pub(crate) async fn user(State(state): State<AppState>, token: Token) -> Response {
     let user = tri!(token_user(&state, &token).await);
-    let mut body = json!({ "id": user.id, "login": user.login, "created_at": user.created_at });
-    if token.0.has_scope("user_read") {
-        body["email"] = user.email.into();
-    }
-    Json(body).into_response()
+    let email = if token.0.has_scope("user_read") { Some(user.email) } else { None };
+    Json(ApiUser { id: user.id, login: user.login, created_at: user.created_at, email }).into_response()
 }
 
 #[utoipa::path(

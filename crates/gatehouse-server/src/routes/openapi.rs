@@ -164,6 +164,7 @@ pub struct ApiUser {
     pub login: String,
     pub created_at: i64,
     /// With `user_read`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
 }
 
