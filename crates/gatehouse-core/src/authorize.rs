@@ -256,13 +256,14 @@ pub async fn approve(
     let back = |e: OAuthError| AuthorizeError::Redirect(req.redirect.clone(), e);
     let now = auth.now();
     let store = &auth.store;
-    let previously = store
-        .find_consent(user_id, &req.client.id)
-        .await
-        .map_err(|e| back(e.into()))?
-        .map(|c| c.scopes)
-        .unwrap_or_default();
-    store.grant_consent(user_id, &req.client.id, &req.scopes, now).await.map_err(|e| back(e.into()))?;
+    let consent = store.find_consent(user_id, &req.client.id).await.map_err(|e| back(e.into()))?;
+    let remembered = consent.is_some();
+    let previously = consent.map(|c| c.scopes).unwrap_or_default();
+    // A consent on record that covers the request has nothing to add: no write (and no
+    // wait for the disk) on the usual path of a returning user.
+    if !remembered || !req.scopes.is_subset_of(&previously) {
+        store.grant_consent(user_id, &req.client.id, &req.scopes, now).await.map_err(|e| back(e.into()))?;
+    }
     // Incremental authorization: the new grant carries the earlier ones too.
     let scopes = if req.include_granted_scopes { req.scopes.union(&previously) } else { req.scopes.clone() };
 
