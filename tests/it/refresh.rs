@@ -135,6 +135,19 @@ async fn over_the_per_client_user_cap_the_oldest_refresh_token_stops_working() {
 }
 
 #[tokio::test]
+async fn within_one_second_the_cap_still_evicts_the_oldest() {
+    let policy = Policy { max_refresh_per_client_user: 2, ..Policy::default() };
+    let f = Fixture::with(TestServer::start_with(policy, ServerConfig::default()).await).await;
+    // The test clock stands still: all three are issued in the same second.
+    let t1 = f.tokens("user_read").await;
+    let t2 = f.tokens("user_read").await;
+    let t3 = f.tokens("user_read").await;
+    assert_eq!(refresh(&f, &f.client, &s(&t1, "refresh_token")).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(refresh(&f, &f.client, &s(&t2, "refresh_token")).await.0, StatusCode::OK);
+    assert_eq!(refresh(&f, &f.client, &s(&t3, "refresh_token")).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn over_the_per_user_cap_the_oldest_across_clients_stops_working() {
     let policy = Policy { max_refresh_per_user: 2, ..Policy::default() };
     let f = Fixture::with(TestServer::start_with(policy, ServerConfig::default()).await).await;

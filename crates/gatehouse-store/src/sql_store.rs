@@ -271,7 +271,9 @@ macro_rules! impl_store {
             }
 
             /// Seed 000: over either cap, the oldest live refresh tokens stop working.
-            /// The token just issued is never the one evicted.
+            /// The token just issued is never the one evicted. Within one second, keys
+            /// with the issue-order prefix say which came later (older keys, digests
+            /// alone, fall in no particular order).
             async fn enforce_caps(
                 tx: &mut Tx,
                 new: &RefreshToken,
@@ -283,7 +285,7 @@ macro_rules! impl_store {
                        SELECT token_hash FROM refresh_tokens \
                        WHERE user_id = $1 AND client_id = $2 AND rotated_at IS NULL AND revoked = 0 \
                          AND (expires_at IS NULL OR expires_at > $3) AND token_hash <> $4 \
-                       ORDER BY created_at DESC, token_hash LIMIT 1000000000 OFFSET $5)",
+                       ORDER BY created_at DESC, token_hash DESC LIMIT 1000000000 OFFSET $5)",
                 )
                 .bind(&new.user_id)
                 .bind(&new.client_id)
@@ -297,7 +299,7 @@ macro_rules! impl_store {
                        SELECT token_hash FROM refresh_tokens \
                        WHERE user_id = $1 AND rotated_at IS NULL AND revoked = 0 \
                          AND (expires_at IS NULL OR expires_at > $2) AND token_hash <> $3 \
-                       ORDER BY created_at DESC, token_hash LIMIT 1000000000 OFFSET $4)",
+                       ORDER BY created_at DESC, token_hash DESC LIMIT 1000000000 OFFSET $4)",
                 )
                 .bind(&new.user_id)
                 .bind(now)
