@@ -1,37 +1,47 @@
-//! Group commit for SQLite. With `synchronous=FULL` every commit waits for an fsync, so
-//! one transaction per issued token caps throughput at the disk's fsync rate. The writes
-//! of the hot paths (new tokens, code and device redemptions, refresh rotations) that
-//! arrive while a commit is in flight are queued and done together in the next
-//! transaction: one fsync for the batch, and each caller is answered only after the
-//! commit that holds its write is on disk. Jobs run in arrival order, so of two
-//! rotations of one token in a batch the first wins, as it would alone.
+//! Group commit. Every commit waits for the disk (SQLite's `synchronous=FULL`, PostgreSQL's
+//! WAL flush), and on PostgreSQL every statement is a round trip and a slice of the
+//! server's CPU, so one transaction per issued token caps throughput. The writes of the
+//! hot paths (new tokens, code and device redemptions, refresh rotations) that arrive
+//! while a batch is in flight are queued and done together in the next transaction
+//! (`store_impl::write_batch`, the same SQL on both backends): multi-row INSERTs, one
+//! UPDATE for all rotations, one commit; each caller is answered only after the commit
+//! that holds its write is durable. Jobs run in arrival order, so of two rotations of one
+//! token in a batch the first wins, as it would alone.
+
+use std::future::Future;
+use std::sync::Arc;
 
 use gatehouse_core::error::StoreError;
 use gatehouse_core::policy::RefreshCaps;
 use gatehouse_core::store::TokenIssue;
-use sqlx::{Pool, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::sql_store::{db_err, Claim};
+use crate::sql_store::{retrying, Claim};
 
-/// Most inserts one transaction takes; bounds the time a batch holds the write lock.
+/// Most jobs one transaction takes; bounds the time a batch holds its locks.
 const MAX_BATCH: usize = 512;
-/// Rows in one INSERT: ten parameters at most, well under SQLite's limit of 32,766.
-const ROWS_PER_INSERT: usize = 256;
+/// Rows in one INSERT: ten parameters at most, well under SQLite's limit of 32,766 (and
+/// PostgreSQL's of 65,535).
+pub(crate) const ROWS_PER_INSERT: usize = 256;
 
-struct Grant {
-    issue: TokenIssue,
-    caps: RefreshCaps,
-    now: i64,
+/// What carries out a batch in one transaction; for each job, whether it won.
+pub(crate) trait WriteBatch: Send + Sync + 'static {
+    fn write(&self, batch: &[Pending]) -> impl Future<Output = Result<Vec<bool>, StoreError>> + Send;
+}
+
+pub(crate) struct Grant {
+    pub issue: TokenIssue,
+    pub caps: RefreshCaps,
+    pub now: i64,
     done: oneshot::Sender<Result<(), StoreError>>,
 }
 
-struct ClaimJob {
-    claim: Claim,
+pub(crate) struct ClaimJob {
+    pub claim: Claim,
     done: oneshot::Sender<Result<bool, StoreError>>,
 }
 
-enum Pending {
+pub(crate) enum Pending {
     Grant(Grant),
     Claim(ClaimJob),
 }
@@ -42,18 +52,37 @@ pub struct TokenWriter {
 }
 
 impl TokenWriter {
-    /// Starts the writer on a thread of its own; it ends when the store is dropped.
+    /// Starts the writer on a thread of its own (SQLite); it ends when the store is dropped.
     ///
     /// Not a task on the server's runtime: a batch takes several round trips to SQLite's
     /// thread, and under load each one waited its turn behind every request task before
     /// the writer ran again, so batches took milliseconds of waiting for microseconds of work.
-    pub fn start(pool: Pool<Sqlite>) -> std::io::Result<TokenWriter> {
+    pub fn on_thread(writer: impl WriteBatch) -> std::io::Result<TokenWriter> {
         let (queue, rx) = mpsc::channel(4 * MAX_BATCH);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         std::thread::Builder::new()
             .name("gatehouse-writer".into())
-            .spawn(move || runtime.block_on(run(pool, rx)))?;
+            .spawn(move || runtime.block_on(run(writer, rx)))?;
         Ok(TokenWriter { queue })
+    }
+
+    /// Starts `tasks` writers on the current runtime, taking batches from one queue
+    /// (PostgreSQL: its round trips wait on the network, not on a thread of ours, and
+    /// several transactions at once keep its cores busy while one waits for its commit).
+    pub fn on_tasks(writer: impl WriteBatch, tasks: usize) -> TokenWriter {
+        let (queue, rx) = mpsc::channel(4 * MAX_BATCH);
+        let (writer, rx) = (Arc::new(writer), Arc::new(tokio::sync::Mutex::new(rx)));
+        for _ in 0..tasks.max(1) {
+            let (writer, rx) = (writer.clone(), rx.clone());
+            tokio::spawn(async move {
+                let mut batch = Vec::with_capacity(MAX_BATCH);
+                // The lock is held only while a batch is taken, not while it is written.
+                while rx.lock().await.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                    write_and_answer(&*writer, &mut batch).await;
+                }
+            });
+        }
+        TokenWriter { queue }
     }
 
     pub async fn insert(&self, issue: &TokenIssue, caps: RefreshCaps, now: i64) -> Result<(), StoreError> {
@@ -89,103 +118,31 @@ impl Pending {
     }
 }
 
-async fn run(pool: Pool<Sqlite>, mut rx: mpsc::Receiver<Pending>) {
+async fn run(writer: impl WriteBatch, mut rx: mpsc::Receiver<Pending>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        match write(&pool, &batch).await {
-            Ok(outcomes) => {
-                for (p, won) in batch.drain(..).zip(outcomes) {
-                    p.answer(Ok(won));
-                }
-            }
-            Err(e) if batch.len() == 1 => batch.pop().expect("one").answer(Err(e)),
-            Err(_) => {
-                // The batch rolled back whole. One bad job must not fail its neighbours:
-                // do each on its own.
-                for p in batch.drain(..) {
-                    let result = write(&pool, std::slice::from_ref(&p)).await.map(|o| o[0]);
-                    p.answer(result);
-                }
-            }
-        }
+        write_and_answer(&writer, &mut batch).await;
     }
 }
 
-/// One transaction for the batch; for each job, whether it won (grants always do).
-async fn write(pool: &Pool<Sqlite>, batch: &[Pending]) -> Result<Vec<bool>, StoreError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
-    let mut won = vec![false; batch.len()];
-
-    // Access tokens alone (app tokens) need no cap checks: multi-row INSERTs store a
-    // whole run of them, instead of a statement (and a hop to SQLite's thread) each.
-    let mut alone = Vec::new();
-    for (i, p) in batch.iter().enumerate() {
-        if let Pending::Grant(g) = p {
-            if g.issue.refresh.is_none() {
-                alone.push(&g.issue);
-                won[i] = true;
+/// Writes `batch` and answers (and empties) it.
+async fn write_and_answer(writer: &impl WriteBatch, batch: &mut Vec<Pending>) {
+    match writer.write(batch).await {
+        Ok(outcomes) => {
+            for (p, won) in batch.drain(..).zip(outcomes) {
+                p.answer(Ok(won));
+            }
+        }
+        Err(e) if batch.len() == 1 && !matches!(e, StoreError::Retryable(_)) => batch.pop().expect("one").answer(Err(e)),
+        Err(_) => {
+            // The batch rolled back whole. One bad job must not fail its neighbours:
+            // do each on its own (again if it lost a race on PostgreSQL: batches of
+            // two instances may lock the same rows in different orders).
+            for p in batch.drain(..) {
+                let one = std::slice::from_ref(&p);
+                let result = retrying(|| async { writer.write(one).await.map(|o| o[0]) }).await;
+                p.answer(result);
             }
         }
     }
-    insert_issues(&mut tx, &alone).await.map_err(db_err)?;
-
-    // Refresh rotations in bulk too: one UPDATE claims every old token it can, and says
-    // which; of two rotations of one token, the first in arrival order wins.
-    let rotations: Vec<(usize, &Claim)> = batch
-        .iter()
-        .enumerate()
-        .filter_map(|(i, p)| match p {
-            Pending::Claim(c) if c.claim.caps.is_none() => Some((i, &c.claim)),
-            _ => None,
-        })
-        .collect();
-    if !rotations.is_empty() {
-        let at = rotations[0].1.at.unwrap_or(rotations[0].1.now);
-        let mut update = sqlx::QueryBuilder::<Sqlite>::new("UPDATE refresh_tokens SET rotated_at = ");
-        update.push_bind(at).push(" WHERE rotated_at IS NULL AND revoked = 0 AND token_hash IN (");
-        let mut list = update.separated(", ");
-        for (_, c) in &rotations {
-            list.push_bind(&c.key);
-        }
-        update.push(") RETURNING token_hash");
-        let rows = update.build().fetch_all(&mut *tx).await.map_err(db_err)?;
-        let mut claimed: std::collections::HashSet<String> = rows.iter().map(|r| r.get::<String, _>(0)).collect();
-        let mut issues = Vec::new();
-        for (i, c) in &rotations {
-            if claimed.remove(&c.key) {
-                won[*i] = true;
-                issues.push(&c.issue);
-            }
-        }
-        insert_issues(&mut tx, &issues).await.map_err(db_err)?;
-    }
-
-    // The rest one by one: grants with refresh tokens (their caps) and redemptions.
-    for (i, p) in batch.iter().enumerate() {
-        match p {
-            Pending::Grant(g) if g.issue.refresh.is_some() => {
-                crate::sqlite::store_impl::store_new_grant(&mut tx, &g.issue, g.caps, g.now).await.map_err(db_err)?;
-                won[i] = true;
-            }
-            Pending::Claim(c) if c.claim.caps.is_some() => {
-                won[i] = crate::sqlite::store_impl::claim_then_store(&mut tx, &c.claim).await.map_err(db_err)?;
-            }
-            _ => {}
-        }
-    }
-    tx.commit().await.map_err(db_err)?;
-    Ok(won)
-}
-
-/// Stores the access (and any refresh) tokens of `issues` with multi-row INSERTs.
-async fn insert_issues(tx: &mut sqlx::Transaction<'_, Sqlite>, issues: &[&TokenIssue]) -> Result<(), sqlx::Error> {
-    use crate::sqlite::store_impl::{insert_access_rows, insert_refresh_rows};
-    for chunk in issues.chunks(ROWS_PER_INSERT) {
-        insert_access_rows(chunk.iter().map(|i| &i.access)).build().execute(&mut **tx).await?;
-        let mut refresh = chunk.iter().filter_map(|i| i.refresh.as_ref()).peekable();
-        if refresh.peek().is_some() {
-            insert_refresh_rows(refresh).build().execute(&mut **tx).await?;
-        }
-    }
-    Ok(())
 }

@@ -7,10 +7,13 @@ use std::time::Duration;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Pool, Postgres, Transaction};
 
+use crate::group_commit::TokenWriter;
+
 pub struct PgStore {
     pool: Pool<Postgres>,
     /// For the shared rate-limit buckets only: commits that do not wait for the disk.
     rates: Pool<Postgres>,
+    tokens: TokenWriter,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -34,7 +37,10 @@ impl PgStore {
         // A crash of the database may forget the last moments of counting, which leaves
         // a bucket a little fuller; tokens are never written through this pool.
         let rates = open(4, options.options([("synchronous_commit", "off")])).await?;
-        Ok(PgStore { pool, rates })
+        // New tokens, redemptions and rotations in batches (see group_commit): one
+        // statement per token had PostgreSQL spend its CPU on round trips and commits.
+        let tokens = TokenWriter::on_tasks(store_impl::Batches(pool.clone()), 1);
+        Ok(PgStore { pool, rates, tokens })
     }
 
     pub async fn migration_versions(&self) -> Result<Vec<i64>, sqlx::Error> {
@@ -70,34 +76,12 @@ impl PgStore {
         caps: gatehouse_core::policy::RefreshCaps,
         now: i64,
     ) -> gatehouse_core::store::StoreResult<()> {
-        use crate::sql_store::{db_err, retrying};
-        if issue.refresh.is_none() {
-            // An access token alone (an app token) has no caps to check: one statement,
-            // committed (and on disk) by itself, instead of BEGIN, INSERT, COMMIT.
-            return store_impl::insert_access(self.writer(), &issue.access).await.map_err(db_err);
-        }
-        retrying(|| async move {
-            let mut tx = self.begin_write().await.map_err(db_err)?;
-            store_impl::store_new_grant(&mut tx, issue, caps, now).await.map_err(db_err)?;
-            tx.commit().await.map_err(db_err)
-        })
-        .await
+        self.tokens.insert(issue, caps, now).await
     }
-}
 
-impl PgStore {
     async fn claim_durably(&self, claim: crate::sql_store::Claim) -> gatehouse_core::store::StoreResult<bool> {
-        use crate::sql_store::{db_err, retrying};
-        let claim = &claim;
-        retrying(|| async move {
-            let mut tx = self.begin_write().await.map_err(db_err)?;
-            let won = store_impl::claim_then_store(&mut tx, claim).await.map_err(db_err)?;
-            // A loser changed nothing: its transaction ends the same either way.
-            tx.commit().await.map_err(db_err)?;
-            Ok(won)
-        })
-        .await
+        self.tokens.claim(claim).await
     }
 }
 
-crate::sql_store::impl_store!(PgStore, sqlx::Postgres, sqlx::postgres::PgRow, " FOR NO KEY UPDATE");
+crate::sql_store::impl_store!(PgStore, sqlx::Postgres, sqlx::postgres::PgRow, " FOR NO KEY UPDATE", "BEGIN");

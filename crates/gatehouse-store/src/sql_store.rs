@@ -67,7 +67,7 @@ pub(crate) struct Claim {
 }
 
 macro_rules! impl_store {
-    ($Store:ident, $Db:ty, $Row:ty, $lock:literal) => {
+    ($Store:ident, $Db:ty, $Row:ty, $lock:literal, $begin:literal) => {
         pub(crate) mod store_impl {
             use async_trait::async_trait;
             use gatehouse_core::model::*;
@@ -78,7 +78,9 @@ macro_rules! impl_store {
             use sqlx::{Row, Transaction};
 
             use super::$Store;
+            use crate::group_commit::Pending;
             use crate::sql_store::{conflict_as, db_err, retrying};
+            use gatehouse_core::error::StoreError;
 
             type Tx = Transaction<'static, $Db>;
 
@@ -338,6 +340,115 @@ macro_rules! impl_store {
             ) -> StoreResult<Redemption> {
                 let claim = crate::sql_store::Claim { sql: claim, key: key.to_string(), at: None, issue: issue.clone(), caps: Some(caps), now };
                 Ok(if store.claim_durably(claim).await? { Redemption::Issued } else { Redemption::AlreadyUsed })
+            }
+
+            /// One transaction for the batch; for each job, whether it won (grants always do).
+            pub(crate) async fn write_batch(pool: &sqlx::Pool<$Db>, batch: &[Pending]) -> Result<Vec<bool>, StoreError> {
+                // App tokens that fit one INSERT need no transaction around it: one statement
+                // (one round trip on PostgreSQL) that commits by itself.
+                if batch.len() <= crate::group_commit::ROWS_PER_INSERT {
+                    let mut access = Vec::with_capacity(batch.len());
+                    for p in batch {
+                        match p {
+                            Pending::Grant(g) if g.issue.refresh.is_none() => access.push(&g.issue.access),
+                            _ => break,
+                        }
+                    }
+                    if access.len() == batch.len() {
+                        insert_access_rows(access).build().execute(pool).await.map_err(db_err)?;
+                        return Ok(vec![true; batch.len()]);
+                    }
+                }
+                let mut tx = pool.begin_with($begin).await.map_err(db_err)?;
+                let mut won = vec![false; batch.len()];
+
+                // Access tokens alone (app tokens) need no cap checks: multi-row INSERTs store a
+                // whole run of them, instead of a statement (and a hop to SQLite's thread) each.
+                let mut alone = Vec::new();
+                for (i, p) in batch.iter().enumerate() {
+                    if let Pending::Grant(g) = p {
+                        if g.issue.refresh.is_none() {
+                            alone.push(&g.issue);
+                            won[i] = true;
+                        }
+                    }
+                }
+                insert_issues(&mut tx, &alone).await.map_err(db_err)?;
+
+                // Refresh rotations in bulk too: one UPDATE claims every old token it can, and says
+                // which; of two rotations of one token, the first in arrival order wins.
+                let mut rotations: Vec<(usize, &crate::sql_store::Claim)> = Vec::new();
+                for (i, p) in batch.iter().enumerate() {
+                    if let Pending::Claim(c) = p {
+                        if c.claim.caps.is_none() {
+                            rotations.push((i, &c.claim));
+                        }
+                    }
+                }
+                if !rotations.is_empty() {
+                    let at = rotations[0].1.at.unwrap_or(rotations[0].1.now);
+                    let mut update = sqlx::QueryBuilder::<$Db>::new("UPDATE refresh_tokens SET rotated_at = ");
+                    update.push_bind(at).push(" WHERE rotated_at IS NULL AND revoked = 0 AND token_hash IN (");
+                    let mut list = update.separated(", ");
+                    for (_, c) in &rotations {
+                        list.push_bind(&c.key);
+                    }
+                    update.push(") RETURNING token_hash");
+                    let rows = update.build().fetch_all(&mut *tx).await.map_err(db_err)?;
+                    let mut claimed: std::collections::HashSet<String> = rows.iter().map(|r| r.get::<String, _>(0)).collect();
+                    let mut issues = Vec::new();
+                    for (i, c) in &rotations {
+                        if claimed.remove(&c.key) {
+                            won[*i] = true;
+                            issues.push(&c.issue);
+                        }
+                    }
+                    insert_issues(&mut tx, &issues).await.map_err(db_err)?;
+                }
+
+                // The rest one by one: grants with refresh tokens (their caps) and redemptions.
+                for (i, p) in batch.iter().enumerate() {
+                    match p {
+                        Pending::Grant(g) if g.issue.refresh.is_some() => {
+                            store_new_grant(&mut tx, &g.issue, g.caps, g.now).await.map_err(db_err)?;
+                            won[i] = true;
+                        }
+                        Pending::Claim(c) if c.claim.caps.is_some() => {
+                            won[i] = claim_then_store(&mut tx, &c.claim).await.map_err(db_err)?;
+                        }
+                        _ => {}
+                    }
+                }
+                tx.commit().await.map_err(db_err)?;
+                Ok(won)
+            }
+
+            /// Stores the access (and any refresh) tokens of `issues` with multi-row INSERTs.
+            async fn insert_issues(tx: &mut Tx, issues: &[&TokenIssue]) -> Result<(), sqlx::Error> {
+                // Plain loops, not iterator adapters: closures held across an await keep
+                // the future from being Send (rustc's "FnOnce is not general enough").
+                for chunk in issues.chunks(crate::group_commit::ROWS_PER_INSERT) {
+                    let mut access = Vec::with_capacity(chunk.len());
+                    let mut refresh = Vec::with_capacity(chunk.len());
+                    for issue in chunk {
+                        access.push(&issue.access);
+                        refresh.extend(issue.refresh.as_ref());
+                    }
+                    insert_access_rows(access).build().execute(&mut **tx).await?;
+                    if !refresh.is_empty() {
+                        insert_refresh_rows(refresh).build().execute(&mut **tx).await?;
+                    }
+                }
+                Ok(())
+            }
+
+            /// The group commit's writer on this backend.
+            pub(crate) struct Batches(pub sqlx::Pool<$Db>);
+
+            impl crate::group_commit::WriteBatch for Batches {
+                async fn write(&self, batch: &[Pending]) -> Result<Vec<bool>, StoreError> {
+                    write_batch(&self.0, batch).await
+                }
             }
 
             /// Revokes the refresh and access tokens whose `column` is `value`.

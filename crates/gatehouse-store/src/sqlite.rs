@@ -85,7 +85,7 @@ impl SqliteStore {
             .await
             .map_err(cannot_open)?;
         let checkpoints = sqlx::Connection::connect_with(&opts).await.map_err(cannot_open)?;
-        let tokens = TokenWriter::start(writer.clone()).map_err(|e| format!("cannot start the SQLite writer: {e}"))?;
+        let tokens = TokenWriter::on_thread(store_impl::Batches(writer.clone())).map_err(|e| format!("cannot start the SQLite writer: {e}"))?;
         Ok(SqliteStore { reader, writer, tokens, checkpointer: start_checkpointer(checkpoints) })
     }
 
@@ -132,4 +132,4 @@ impl SqliteStore {
     }
 }
 
-crate::sql_store::impl_store!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow, "");
+crate::sql_store::impl_store!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow, "", "BEGIN IMMEDIATE");
