@@ -86,6 +86,8 @@ async fn sign_up_register_manage_rotate_edit_and_delete() {
 async fn connections_list_and_disconnect() {
     let f = Fixture::new().await;
     let t = f.tokens("user_read chat_login").await;
+    // A code issued but not yet exchanged when the user disconnects.
+    let pending_code = f.code("user_read").await;
     let (status, html) = get(&f.browser, "/settings/connections").await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("My Bot") && html.contains("Log into chat and send messages as you"), "{html}");
@@ -95,6 +97,9 @@ async fn connections_list_and_disconnect() {
     assert_eq!(f.server.validate(&s(&t, "access_token")).await, StatusCode::UNAUTHORIZED);
     let (status, _) = f.server.token(&f.client, &[("grant_type", "refresh_token"), ("refresh_token", &s(&t, "refresh_token"))]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    let form = [("grant_type", "authorization_code"), ("code", pending_code.as_str()), ("redirect_uri", REDIRECT)];
+    let (status, body) = f.server.token(&f.client, &form).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "the pending code died with the connection");
     // The consent is forgotten: the next authorization asks again.
     let q = code_query(&f.client.id, "user_read", "");
     assert!(matches!(f.browser.authorize(&format!("/oauth2/authorize?{q}"), "alice").await, Outcome::Consent(_)));

@@ -245,13 +245,15 @@ pub async fn consent_state(
     Ok(ConsentState { must_ask, previously_granted })
 }
 
-/// The user allowed the request: remember the consent, then answer with a code or token.
+/// The user allowed the request, on the consent page (`asked`) or by a consent on record
+/// that covers it: remember the consent, then answer with a code or token.
 /// Returns the URL to send the browser to.
 pub async fn approve(
     auth: &Authority,
     req: &AuthorizeRequest,
     user_id: &str,
     auth_time: i64,
+    asked: bool,
 ) -> Result<String, AuthorizeError> {
     let back = |e: OAuthError| AuthorizeError::Redirect(req.redirect.clone(), e);
     let now = auth.now();
@@ -260,8 +262,9 @@ pub async fn approve(
     let remembered = consent.is_some();
     let previously = consent.map(|c| c.scopes).unwrap_or_default();
     // A consent on record that covers the request has nothing to add: no write (and no
-    // wait for the disk) on the usual path of a returning user.
-    if !remembered || !req.scopes.is_subset_of(&previously) {
+    // wait for the disk) on the usual path of a returning user. An answer given on the
+    // consent page is always recorded; it also dates the connection.
+    if asked || !remembered || !req.scopes.is_subset_of(&previously) {
         store.grant_consent(user_id, &req.client.id, &req.scopes, now).await.map_err(|e| back(e.into()))?;
     }
     // Incremental authorization: the new grant carries the earlier ones too.

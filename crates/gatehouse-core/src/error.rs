@@ -103,7 +103,7 @@ impl std::error::Error for OAuthError {}
 
 /// A storage failure. `Conflict` is a broken uniqueness rule (a taken login or name);
 /// `Backend` keeps the cause so that it can be logged.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("conflict: {0}")]
     Conflict(String),

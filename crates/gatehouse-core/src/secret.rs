@@ -99,6 +99,12 @@ pub fn token_key(presented: &str) -> String {
     }
 }
 
+/// Whether a stored key is of a token or code of `new_token`'s shape (its issue-order
+/// prefix and a hex digest), not a digest alone.
+pub fn has_order_prefix(key: &str) -> bool {
+    key.len() == ORDER_LEN + 64
+}
+
 /// Compares a presented secret with a stored digest in constant time.
 pub fn verify_secret(presented: &str, stored_hash: &str) -> bool {
     let computed = hash_secret(presented);
@@ -125,6 +131,7 @@ mod tests {
         let keys: Vec<String> = tokens.iter().map(|t| token_key(t)).collect();
         assert!(keys.windows(2).all(|w| w[0] < w[1]), "keys of later tokens sort later");
         assert_eq!(keys[0], format!("{}{}", &tokens[0][..ORDER_LEN], hash_secret(&tokens[0])));
+        assert!(has_order_prefix(&keys[0]) && !has_order_prefix(&hash_secret(&tokens[0])));
         assert!(!keys[0].contains(&tokens[0][ORDER_LEN..]), "the secret part is stored only as a digest");
         // Old-shape tokens, JWTs, and odd input (even non-ASCII at the cut) key by digest alone.
         let old = new_secret();

@@ -6,10 +6,10 @@
 //! (`store_impl::write_batch`, the same SQL on both backends): multi-row INSERTs, one
 //! UPDATE for all rotations, one commit; each caller is answered only after the commit
 //! that holds its write is durable. Jobs run in arrival order, so of two rotations of one
-//! token in a batch the first wins, as it would alone.
+//! token in a batch the first wins, as it would alone. On PostgreSQL the batches carry
+//! app tokens and rotations only (see `PgStore::insert_tokens_durably`).
 
 use std::future::Future;
-use std::sync::Arc;
 
 use gatehouse_core::error::StoreError;
 use gatehouse_core::policy::RefreshCaps;
@@ -26,7 +26,22 @@ pub(crate) const ROWS_PER_INSERT: usize = 256;
 
 /// What carries out a batch in one transaction; for each job, whether it won.
 pub(crate) trait WriteBatch: Send + Sync + 'static {
-    fn write(&self, batch: &[Pending]) -> impl Future<Output = Result<Vec<bool>, StoreError>> + Send;
+    fn write(&self, batch: &[Pending]) -> impl Future<Output = Result<Vec<bool>, BatchError>> + Send;
+}
+
+/// A batch that failed, and whether it is known not to have been committed.
+pub(crate) struct BatchError {
+    pub error: StoreError,
+    /// False when COMMIT itself failed: the outcome is unknown (the connection may have
+    /// dropped after the database committed), so running the jobs again could refuse a
+    /// rotation or redemption that in fact succeeded.
+    pub rolled_back: bool,
+}
+
+impl From<StoreError> for BatchError {
+    fn from(error: StoreError) -> Self {
+        BatchError { error, rolled_back: true }
+    }
 }
 
 pub(crate) struct Grant {
@@ -66,22 +81,11 @@ impl TokenWriter {
         Ok(TokenWriter { queue })
     }
 
-    /// Starts `tasks` writers on the current runtime, taking batches from one queue
-    /// (PostgreSQL: its round trips wait on the network, not on a thread of ours, and
-    /// several transactions at once keep its cores busy while one waits for its commit).
-    pub fn on_tasks(writer: impl WriteBatch, tasks: usize) -> TokenWriter {
+    /// Starts the writer as a task on the current runtime (PostgreSQL: its round trips
+    /// wait on the network, not on a thread of ours).
+    pub fn on_task(writer: impl WriteBatch) -> TokenWriter {
         let (queue, rx) = mpsc::channel(4 * MAX_BATCH);
-        let (writer, rx) = (Arc::new(writer), Arc::new(tokio::sync::Mutex::new(rx)));
-        for _ in 0..tasks.max(1) {
-            let (writer, rx) = (writer.clone(), rx.clone());
-            tokio::spawn(async move {
-                let mut batch = Vec::with_capacity(MAX_BATCH);
-                // The lock is held only while a batch is taken, not while it is written.
-                while rx.lock().await.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                    write_and_answer(&*writer, &mut batch).await;
-                }
-            });
-        }
+        tokio::spawn(run(writer, rx));
         TokenWriter { queue }
     }
 
@@ -133,14 +137,17 @@ async fn write_and_answer(writer: &impl WriteBatch, batch: &mut Vec<Pending>) {
                 p.answer(Ok(won));
             }
         }
-        Err(e) if batch.len() == 1 && !matches!(e, StoreError::Retryable(_)) => batch.pop().expect("one").answer(Err(e)),
+        Err(BatchError { error, rolled_back }) if !rolled_back || batch.len() == 1 && !matches!(error, StoreError::Retryable(_)) => {
+            for p in batch.drain(..) {
+                p.answer(Err(error.clone()));
+            }
+        }
         Err(_) => {
             // The batch rolled back whole. One bad job must not fail its neighbours:
-            // do each on its own (again if it lost a race on PostgreSQL: batches of
-            // two instances may lock the same rows in different orders).
+            // do each on its own (again if it lost a race on PostgreSQL).
             for p in batch.drain(..) {
                 let one = std::slice::from_ref(&p);
-                let result = retrying(|| async { writer.write(one).await.map(|o| o[0]) }).await;
+                let result = retrying(|| async { writer.write(one).await.map(|o| o[0]).map_err(|e| e.error) }).await;
                 p.answer(result);
             }
         }

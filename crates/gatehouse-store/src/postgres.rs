@@ -37,9 +37,10 @@ impl PgStore {
         // A crash of the database may forget the last moments of counting, which leaves
         // a bucket a little fuller; tokens are never written through this pool.
         let rates = open(4, options.options([("synchronous_commit", "off")])).await?;
-        // New tokens, redemptions and rotations in batches (see group_commit): one
-        // statement per token had PostgreSQL spend its CPU on round trips and commits.
-        let tokens = TokenWriter::on_tasks(store_impl::Batches(pool.clone()), 1);
+        // App tokens and rotations in batches (see group_commit): one statement per token
+        // had PostgreSQL spend its CPU on round trips and commits. One writer task: two
+        // or four at once were slower (smaller batches, more statements).
+        let tokens = TokenWriter::on_task(store_impl::Batches(pool.clone()));
         Ok(PgStore { pool, rates, tokens })
     }
 
@@ -69,18 +70,41 @@ impl PgStore {
         self.pool.begin().await
     }
 
-    /// PostgreSQL already groups the WAL flushes of concurrent commits.
+    /// App tokens and rotations go through the batch writer. Grants that check the
+    /// refresh caps lock their user's row; batched, two instances could take two users'
+    /// locks in opposite orders and deadlock, so each of those is a transaction of its
+    /// own, as the pool allows several at once.
     async fn insert_tokens_durably(
         &self,
         issue: &gatehouse_core::store::TokenIssue,
         caps: gatehouse_core::policy::RefreshCaps,
         now: i64,
     ) -> gatehouse_core::store::StoreResult<()> {
-        self.tokens.insert(issue, caps, now).await
+        use crate::sql_store::{db_err, retrying};
+        if issue.refresh.is_none() {
+            return self.tokens.insert(issue, caps, now).await;
+        }
+        retrying(|| async move {
+            let mut tx = self.begin_write().await.map_err(db_err)?;
+            store_impl::store_new_grant(&mut tx, issue, caps, now).await.map_err(db_err)?;
+            tx.commit().await.map_err(db_err)
+        })
+        .await
     }
 
     async fn claim_durably(&self, claim: crate::sql_store::Claim) -> gatehouse_core::store::StoreResult<bool> {
-        self.tokens.claim(claim).await
+        use crate::sql_store::{db_err, retrying};
+        if claim.caps.is_none() {
+            return self.tokens.claim(claim).await;
+        }
+        let claim = &claim;
+        retrying(|| async move {
+            let mut tx = self.begin_write().await.map_err(db_err)?;
+            let won = store_impl::claim_then_store(&mut tx, claim).await.map_err(db_err)?;
+            tx.commit().await.map_err(db_err)?;
+            Ok(won)
+        })
+        .await
     }
 }
 

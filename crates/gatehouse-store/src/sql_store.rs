@@ -55,7 +55,7 @@ where
 /// one of them sees a row change; the winner's tokens are stored in the same
 /// transaction, with the refresh-token caps checked when `caps` is given. A claim
 /// without caps is a refresh rotation (one live token replaces another), which the
-/// SQLite group commit does in bulk.
+/// group commit does in bulk.
 #[derive(Clone)]
 pub(crate) struct Claim {
     pub sql: &'static str,
@@ -78,9 +78,8 @@ macro_rules! impl_store {
             use sqlx::{Row, Transaction};
 
             use super::$Store;
-            use crate::group_commit::Pending;
+            use crate::group_commit::{BatchError, Pending};
             use crate::sql_store::{conflict_as, db_err, retrying};
-            use gatehouse_core::error::StoreError;
 
             type Tx = Transaction<'static, $Db>;
 
@@ -209,8 +208,8 @@ macro_rules! impl_store {
                 })
             }
 
-            /// One INSERT of any number of access tokens: a grant stores one, the SQLite
-            /// group commit a whole batch.
+            /// One INSERT of any number of access tokens: a grant stores one, the group
+            /// commit a whole batch.
             pub(crate) fn insert_access_rows<'a>(
                 tokens: impl IntoIterator<Item = &'a AccessToken>,
             ) -> sqlx::QueryBuilder<'a, $Db> {
@@ -343,25 +342,8 @@ macro_rules! impl_store {
             }
 
             /// One transaction for the batch; for each job, whether it won (grants always do).
-            pub(crate) async fn write_batch(pool: &sqlx::Pool<$Db>, batch: &[Pending]) -> Result<Vec<bool>, StoreError> {
-                // App tokens that fit one INSERT need no transaction around it: one statement
-                // (one round trip on PostgreSQL) that commits by itself.
-                if batch.len() <= crate::group_commit::ROWS_PER_INSERT {
-                    let mut access = Vec::with_capacity(batch.len());
-                    for p in batch {
-                        match p {
-                            Pending::Grant(g) if g.issue.refresh.is_none() => access.push(&g.issue.access),
-                            _ => break,
-                        }
-                    }
-                    if access.len() == batch.len() {
-                        insert_access_rows(access).build().execute(pool).await.map_err(db_err)?;
-                        return Ok(vec![true; batch.len()]);
-                    }
-                }
-                let mut tx = pool.begin_with($begin).await.map_err(db_err)?;
+            pub(crate) async fn write_batch(pool: &sqlx::Pool<$Db>, batch: &[Pending]) -> Result<Vec<bool>, BatchError> {
                 let mut won = vec![false; batch.len()];
-
                 // Access tokens alone (app tokens) need no cap checks: multi-row INSERTs store a
                 // whole run of them, instead of a statement (and a hop to SQLite's thread) each.
                 let mut alone = Vec::new();
@@ -373,6 +355,15 @@ macro_rules! impl_store {
                         }
                     }
                 }
+                // Nothing but app tokens, and few enough for one INSERT: no transaction around
+                // it, one statement (one round trip on PostgreSQL) that commits by itself.
+                if alone.len() == batch.len() && alone.len() <= crate::group_commit::ROWS_PER_INSERT {
+                    let access: Vec<&AccessToken> = alone.iter().map(|i| &i.access).collect();
+                    insert_access_rows(access).build().execute(pool).await.map_err(db_err)?;
+                    return Ok(won);
+                }
+
+                let mut tx = pool.begin_with($begin).await.map_err(db_err)?;
                 insert_issues(&mut tx, &alone).await.map_err(db_err)?;
 
                 // Refresh rotations in bulk too: one UPDATE claims every old token it can, and says
@@ -419,7 +410,7 @@ macro_rules! impl_store {
                         _ => {}
                     }
                 }
-                tx.commit().await.map_err(db_err)?;
+                tx.commit().await.map_err(|e| BatchError { error: db_err(e), rolled_back: false })?;
                 Ok(won)
             }
 
@@ -446,7 +437,7 @@ macro_rules! impl_store {
             pub(crate) struct Batches(pub sqlx::Pool<$Db>);
 
             impl crate::group_commit::WriteBatch for Batches {
-                async fn write(&self, batch: &[Pending]) -> Result<Vec<bool>, StoreError> {
+                async fn write(&self, batch: &[Pending]) -> Result<Vec<bool>, BatchError> {
                     write_batch(&self.0, batch).await
                 }
             }
@@ -674,6 +665,12 @@ macro_rules! impl_store {
                         let mut tx = self.begin_write().await.map_err(db_err)?;
                         let run = |sql: &'static str| sqlx::query(sql).bind(user_id).bind(client_id);
                         run("DELETE FROM consents WHERE user_id = $1 AND client_id = $2").execute(&mut *tx).await.map_err(db_err)?;
+                        // Grants given but not yet exchanged would bring the app back.
+                        run("DELETE FROM authorization_codes WHERE user_id = $1 AND client_id = $2").execute(&mut *tx).await.map_err(db_err)?;
+                        run("UPDATE device_authorizations SET status = 'denied' WHERE user_id = $1 AND client_id = $2 AND status = 'approved'")
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
                         // Repeat until none is live, as revoke_until_none_live explains.
                         while run("UPDATE refresh_tokens SET revoked = 1 WHERE user_id = $1 AND client_id = $2 AND revoked = 0")
                             .execute(&mut *tx)
@@ -777,9 +774,17 @@ macro_rules! impl_store {
                 }
 
                 async fn revoke_tokens_from_code(&self, code_hash: &str) -> StoreResult<()> {
+                    // Tokens issued before migration 0008 have a family of their own and name
+                    // the code only in code_hash, no longer indexed. Only codes of that time
+                    // (keys without the issue-order prefix) can have such tokens, and only a
+                    // replay within the hour or so that codes are kept can ask: a scan, once.
+                    let before_0008 = !gatehouse_core::secret::has_order_prefix(code_hash);
                     retrying(|| async move {
                         let mut tx = self.begin_write().await.map_err(db_err)?;
                         revoke_until_none_live(&mut tx, "family_id", code_hash).await.map_err(db_err)?;
+                        if before_0008 {
+                            revoke_until_none_live(&mut tx, "code_hash", code_hash).await.map_err(db_err)?;
+                        }
                         tx.commit().await.map_err(db_err)?;
                         Ok(())
                     })

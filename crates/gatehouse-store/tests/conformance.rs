@@ -196,7 +196,7 @@ mod cases {
 
     fn code(c: &Client, u: &User) -> AuthorizationCode {
         AuthorizationCode {
-            code_hash: random_token(64),
+            code_hash: gatehouse_core::secret::token_key(&gatehouse_core::secret::new_token()),
             client_id: c.id.clone(),
             user_id: u.id.clone(),
             redirect_uri: "http://localhost:3000/cb".into(),
@@ -370,9 +370,24 @@ mod cases {
         store.insert_code(&k).await.unwrap();
         let i = issue(&c, &u, None, NOW, Some(&k.code_hash));
         store.redeem_code(&k.code_hash, &i, CAPS, NOW).await.unwrap();
+        // Another grant of the same user and client, untouched by the replay.
+        let other = issue(&c, &u, None, NOW, None);
+        store.insert_tokens(&other, CAPS, NOW).await.unwrap();
         store.revoke_tokens_from_code(&k.code_hash).await.unwrap();
         assert!(store.find_access_token(&i.access.token_hash).await.unwrap().unwrap().token.revoked);
         assert!(!refresh_live(&*store, &i.refresh.as_ref().unwrap().token_hash).await);
+        assert!(!store.find_access_token(&other.access.token_hash).await.unwrap().unwrap().token.revoked);
+        assert!(refresh_live(&*store, &other.refresh.as_ref().unwrap().token_hash).await);
+
+        // A code from before migration 0008 (its key a digest alone): its tokens have a
+        // family of their own and name the code only in code_hash.
+        let old = AuthorizationCode { code_hash: random_token(64), ..code(&c, &u) };
+        store.insert_code(&old).await.unwrap();
+        let j = issue(&c, &u, Some(&random_token(24)), NOW, Some(&old.code_hash));
+        store.redeem_code(&old.code_hash, &j, CAPS, NOW).await.unwrap();
+        store.revoke_tokens_from_code(&old.code_hash).await.unwrap();
+        assert!(store.find_access_token(&j.access.token_hash).await.unwrap().unwrap().token.revoked);
+        assert!(!refresh_live(&*store, &j.refresh.as_ref().unwrap().token_hash).await);
     }
 
     pub async fn caps_evict_the_oldest_live_refresh_tokens(store: Arc<dyn Store>) {

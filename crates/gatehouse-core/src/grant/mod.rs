@@ -150,7 +150,7 @@ pub(crate) async fn mint(
         scopes: access_scopes.clone(),
         created_at: now,
         expires_at: now + ttl,
-        family_id: refresh_record.as_ref().map(|r| r.family_id.clone()).or_else(|| code_hash.map(str::to_string)),
+        family_id: refresh_record.as_ref().map(|r| r.family_id.clone()),
         code_hash: code_hash.map(str::to_string),
         revoked: false,
     };
