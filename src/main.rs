@@ -1,5 +1,6 @@
 //! The `gatehouse` command: the server and its admin commands.
 
+mod alloc;
 mod config;
 mod token_cli;
 
@@ -133,7 +134,11 @@ enum ClientCommand {
     },
 }
 
+#[global_allocator]
+static ALLOCATOR: alloc::Allocator = alloc::Allocator;
+
 fn main() -> ExitCode {
+    alloc::init();
     let cli = Cli::parse();
     // Log lines go to stderr from a thread of their own, written a batch at a time: one
     // line per request written inline cost a pipe write and a wake-up of the reader on
