@@ -245,28 +245,31 @@ pub async fn consent_state(
     Ok(ConsentState { must_ask, previously_granted })
 }
 
-/// The user allowed the request, on the consent page (`asked`) or by a consent on record
-/// that covers it: remember the consent, then answer with a code or token.
+/// The user allowed the request: on the consent page (`on_record` is None), or by the
+/// consent on record that covers it (`on_record` holds its scopes, as `consent_state`
+/// read them). Remembers the consent, then answers with a code or token.
 /// Returns the URL to send the browser to.
 pub async fn approve(
     auth: &Authority,
     req: &AuthorizeRequest,
     user_id: &str,
     auth_time: i64,
-    asked: bool,
+    on_record: Option<ScopeSet>,
 ) -> Result<String, AuthorizeError> {
     let back = |e: OAuthError| AuthorizeError::Redirect(req.redirect.clone(), e);
     let now = auth.now();
     let store = &auth.store;
-    let consent = store.find_consent(user_id, &req.client.id).await.map_err(|e| back(e.into()))?;
-    let remembered = consent.is_some();
-    let previously = consent.map(|c| c.scopes).unwrap_or_default();
-    // A consent on record that covers the request has nothing to add: no write (and no
-    // wait for the disk) on the usual path of a returning user. An answer given on the
-    // consent page is always recorded; it also dates the connection.
-    if asked || !remembered || !req.scopes.is_subset_of(&previously) {
-        store.grant_consent(user_id, &req.client.id, &req.scopes, now).await.map_err(|e| back(e.into()))?;
-    }
+    // A consent on record that covers the request has nothing to add: no second read and
+    // no write (no wait for the disk) on the usual path of a returning user. An answer
+    // given on the consent page is always recorded; it also dates the connection.
+    let previously = match on_record {
+        Some(scopes) => scopes,
+        None => {
+            let consent = store.find_consent(user_id, &req.client.id).await.map_err(|e| back(e.into()))?;
+            store.grant_consent(user_id, &req.client.id, &req.scopes, now).await.map_err(|e| back(e.into()))?;
+            consent.map(|c| c.scopes).unwrap_or_default()
+        }
+    };
     // Incremental authorization: the new grant carries the earlier ones too.
     let scopes = if req.include_granted_scopes { req.scopes.union(&previously) } else { req.scopes.clone() };
 

@@ -49,8 +49,9 @@ fn order_prefix() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
         .unwrap_or(0);
-    let prev = LAST.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| Some(now.max(last + 1))).unwrap_or(0);
-    let mut n = now.max(prev + 1) % SPAN;
+    let next = |last: u64| now.max(last + 1);
+    let prev = LAST.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| Some(next(last))).unwrap_or(0);
+    let mut n = next(prev) % SPAN;
     let mut out = [b'0'; ORDER_LEN];
     for d in out.iter_mut().rev() {
         let digit = (n % 36) as usize;

@@ -98,6 +98,8 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes every token issued from this code (on a replay). Tokens issued from a code
     /// carry the code's key as their family id, so this is `revoke_family(code_hash)`:
     /// one index serves both, instead of one more index entry per token for the code.
+    /// Codes from before migration 0008 (keys without the issue-order prefix) also take
+    /// the tokens that name them in `code_hash`.
     async fn revoke_tokens_from_code(&self, code_hash: &str) -> StoreResult<()>;
 
     // Tokens

@@ -70,7 +70,7 @@ pub async fn start(State(state): State<AppState>, headers: HeaderMap, RawQuery(q
         Err(e) => return fail(&state, e),
     };
     if !consent.must_ask {
-        return match authorize::approve(&state.auth, &req, &user.id, session.auth_time, false).await {
+        return match authorize::approve(&state.auth, &req, &user.id, session.auth_time, Some(consent.previously_granted)).await {
             Ok(url) => Redirect::to(&url).into_response(),
             Err(e) => fail(&state, e),
         };
@@ -151,7 +151,7 @@ pub async fn decide(State(state): State<AppState>, headers: HeaderMap, body: Byt
         return login_redirect(&params);
     };
     match p.get("decision") {
-        Some("allow") => match authorize::approve(&state.auth, &req, &user.id, session.auth_time, true).await {
+        Some("allow") => match authorize::approve(&state.auth, &req, &user.id, session.auth_time, None).await {
             Ok(url) => Redirect::to(&url).into_response(),
             Err(e) => fail(&state, e),
         },
