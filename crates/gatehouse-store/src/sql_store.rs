@@ -442,15 +442,25 @@ macro_rules! impl_store {
                 }
             }
 
-            /// Revokes the refresh and access tokens whose `column` is `value`.
-            /// A rotation in flight may insert a new token the first UPDATE's snapshot
-            /// cannot see (PostgreSQL, READ COMMITTED): the UPDATE waits on the row the
-            /// rotation locked and re-checks only that row. Each further statement sees
-            /// what committed meanwhile, so repeat until no live token is left; access
+            /// Revokes the live refresh tokens and the access tokens whose `column` is `value`.
+            /// Rotated refresh tokens are left as they are (the family index holds live ones
+            /// only): none can be used again, and a reuse of one revokes its family again.
+            /// A rotation in flight may insert a new token the UPDATE's snapshot cannot see
+            /// (PostgreSQL, READ COMMITTED): the UPDATE waits on the row the rotation locked,
+            /// finds it rotated and skips it. So an UPDATE that revokes nothing proves
+            /// little; only a fresh statement that finds no live token ends the loop (a
+            /// rotation not yet committed still shows its old token live to it). Access
             /// tokens go last, once every rotation that could add one has committed.
             async fn revoke_until_none_live(tx: &mut Tx, column: &str, value: &str) -> Result<(), sqlx::Error> {
-                let refresh = format!("UPDATE refresh_tokens SET revoked = 1 WHERE {column} = $1 AND revoked = 0");
-                while sqlx::query(&refresh).bind(value).execute(&mut **tx).await?.rows_affected() > 0 {}
+                let live = format!("{column} = $1 AND rotated_at IS NULL AND revoked = 0");
+                let revoke = format!("UPDATE refresh_tokens SET revoked = 1 WHERE {live}");
+                let any_left = format!("SELECT 1 FROM refresh_tokens WHERE {live} LIMIT 1");
+                loop {
+                    let revoked = sqlx::query(&revoke).bind(value).execute(&mut **tx).await?.rows_affected();
+                    if revoked == 0 && sqlx::query(&any_left).bind(value).fetch_optional(&mut **tx).await?.is_none() {
+                        break;
+                    }
+                }
                 let access = format!("UPDATE access_tokens SET revoked = 1 WHERE {column} = $1 AND revoked = 0");
                 sqlx::query(&access).bind(value).execute(&mut **tx).await?;
                 Ok(())

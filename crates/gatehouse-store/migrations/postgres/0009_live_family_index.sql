@@ -1,0 +1,8 @@
+-- Revoking a family (refresh-token reuse, a replayed code, RFC 7009 revocation) needs only
+-- its live refresh token: rotated ones can no longer be used, and a reuse of one is still
+-- caught by its rotated_at. Indexed by family, every rotated token stayed in the index
+-- for the thirty days it is kept, and each rotation added an entry beside its family's
+-- earlier ones, one more page written per rotation. Live tokens only: a rotation moves
+-- the family's one entry, and the index stays the size of the live families.
+DROP INDEX IF EXISTS refresh_tokens_family;
+CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id) WHERE rotated_at IS NULL AND revoked = 0;
