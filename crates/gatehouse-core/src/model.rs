@@ -97,6 +97,13 @@ pub struct AuthorizationCode {
     pub used: bool,
 }
 
+impl AuthorizationCode {
+    /// The tokens issued from this code: their family id is the code's key.
+    pub fn family(&self) -> Family<'_> {
+        Family { id: &self.code_hash, client_id: &self.client_id, user_id: &self.user_id }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AccessToken {
     pub token_hash: String,
@@ -135,6 +142,24 @@ pub struct RefreshToken {
     pub rotated_at: Option<i64>,
     pub revoked: bool,
     pub code_hash: Option<String>,
+}
+
+impl RefreshToken {
+    pub fn family(&self) -> Family<'_> {
+        Family { id: &self.family_id, client_id: &self.client_id, user_id: &self.user_id }
+    }
+}
+
+/// The tokens of one grant: a code's, or one family of rotated refresh tokens with the
+/// access tokens issued beside them. They share one client and one user, and that is
+/// how a store finds the access tokens (an index by family would cost every rotation
+/// one more page written).
+#[derive(Clone, Copy, Debug)]
+pub struct Family<'a> {
+    /// The family id; for a code's tokens, the code's key.
+    pub id: &'a str,
+    pub client_id: &'a str,
+    pub user_id: &'a str,
 }
 
 #[derive(Debug, Clone)]

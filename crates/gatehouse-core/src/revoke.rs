@@ -25,7 +25,7 @@ pub async fn revoke(auth: &Authority, client: &Client, token: Option<&str>) -> R
         if rt.client_id != client.id {
             return Err(not_yours());
         }
-        auth.store.revoke_family(&rt.family_id).await?;
+        auth.store.revoke_family(rt.family()).await?;
     }
     Ok(())
 }

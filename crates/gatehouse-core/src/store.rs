@@ -96,11 +96,11 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> StoreResult<Redemption>;
     /// Revokes every token issued from this code (on a replay). Tokens issued from a code
-    /// carry the code's key as their family id, so this is `revoke_family(code_hash)`:
+    /// carry the code's key as their family id, so this is `revoke_family(code.family())`:
     /// one index serves both, instead of one more index entry per token for the code.
     /// Codes from before migration 0008 (keys without the issue-order prefix) also take
     /// the tokens that name them in `code_hash`.
-    async fn revoke_tokens_from_code(&self, code_hash: &str) -> StoreResult<()>;
+    async fn revoke_tokens_from_code(&self, code: Family<'_>) -> StoreResult<()>;
 
     // Tokens
     /// Stores tokens not tied to a code (client credentials, implicit grant).
@@ -116,7 +116,7 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> StoreResult<Rotation>;
     /// Revokes every refresh token of the family and every access token issued within it.
-    async fn revoke_family(&self, family_id: &str) -> StoreResult<()>;
+    async fn revoke_family(&self, family: Family<'_>) -> StoreResult<()>;
     async fn revoke_access_token(&self, token_hash: &str) -> StoreResult<()>;
 
     // Consent

@@ -169,8 +169,8 @@ impl Store for CachedStore {
         result
     }
 
-    async fn revoke_tokens_from_code(&self, code_hash: &str) -> StoreResult<()> {
-        let result = self.inner.revoke_tokens_from_code(code_hash).await;
+    async fn revoke_tokens_from_code(&self, code: Family<'_>) -> StoreResult<()> {
+        let result = self.inner.revoke_tokens_from_code(code).await;
         self.tokens.clear();
         result
     }
@@ -204,8 +204,8 @@ impl Store for CachedStore {
         self.inner.rotate_refresh_token(old_hash, issue, now).await
     }
 
-    async fn revoke_family(&self, family_id: &str) -> StoreResult<()> {
-        let result = self.inner.revoke_family(family_id).await;
+    async fn revoke_family(&self, family: Family<'_>) -> StoreResult<()> {
+        let result = self.inner.revoke_family(family).await;
         self.tokens.clear();
         result
     }

@@ -442,7 +442,9 @@ macro_rules! impl_store {
                 }
             }
 
-            /// Revokes the live refresh tokens and the access tokens whose `column` is `value`.
+            /// Revokes `family`'s live refresh tokens, then its access tokens; `column` says
+            /// which tokens are the family's: `family_id`, or `code_hash` for tokens issued
+            /// from a code before migration 0008.
             /// Rotated refresh tokens are left as they are (the family index holds live ones
             /// only): none can be used again, and a reuse of one revokes its family again.
             /// A rotation in flight may insert a new token the UPDATE's snapshot cannot see
@@ -450,19 +452,23 @@ macro_rules! impl_store {
             /// finds it rotated and skips it. So an UPDATE that revokes nothing proves
             /// little; only a fresh statement that finds no live token ends the loop (a
             /// rotation not yet committed still shows its old token live to it). Access
-            /// tokens go last, once every rotation that could add one has committed.
-            async fn revoke_until_none_live(tx: &mut Tx, column: &str, value: &str) -> Result<(), sqlx::Error> {
+            /// tokens go last, once every rotation that could add one has committed; they
+            /// have no family index, and are found among the tokens of the family's client
+            /// and user.
+            async fn revoke_family_in(tx: &mut Tx, family: Family<'_>, column: &str) -> Result<(), sqlx::Error> {
                 let live = format!("{column} = $1 AND rotated_at IS NULL AND revoked = 0");
                 let revoke = format!("UPDATE refresh_tokens SET revoked = 1 WHERE {live}");
                 let any_left = format!("SELECT 1 FROM refresh_tokens WHERE {live} LIMIT 1");
                 loop {
-                    let revoked = sqlx::query(&revoke).bind(value).execute(&mut **tx).await?.rows_affected();
-                    if revoked == 0 && sqlx::query(&any_left).bind(value).fetch_optional(&mut **tx).await?.is_none() {
+                    let revoked = sqlx::query(&revoke).bind(family.id).execute(&mut **tx).await?.rows_affected();
+                    if revoked == 0 && sqlx::query(&any_left).bind(family.id).fetch_optional(&mut **tx).await?.is_none() {
                         break;
                     }
                 }
-                let access = format!("UPDATE access_tokens SET revoked = 1 WHERE {column} = $1 AND revoked = 0");
-                sqlx::query(&access).bind(value).execute(&mut **tx).await?;
+                let access = format!(
+                    "UPDATE access_tokens SET revoked = 1 WHERE client_id = $1 AND user_id = $2 AND {column} = $3 AND revoked = 0"
+                );
+                sqlx::query(&access).bind(family.client_id).bind(family.user_id).bind(family.id).execute(&mut **tx).await?;
                 Ok(())
             }
 
@@ -783,17 +789,17 @@ macro_rules! impl_store {
                     redeem_once(self, "UPDATE authorization_codes SET used = 1 WHERE code_hash = $1 AND used = 0", code_hash, issue, caps, now).await
                 }
 
-                async fn revoke_tokens_from_code(&self, code_hash: &str) -> StoreResult<()> {
+                async fn revoke_tokens_from_code(&self, code: Family<'_>) -> StoreResult<()> {
                     // Tokens issued before migration 0008 have a family of their own and name
                     // the code only in code_hash, no longer indexed. Only codes of that time
                     // (keys without the issue-order prefix) can have such tokens, and only a
                     // replay within the hour or so that codes are kept can ask: a scan, once.
-                    let before_0008 = !gatehouse_core::secret::has_order_prefix(code_hash);
+                    let before_0008 = !gatehouse_core::secret::has_order_prefix(code.id);
                     retrying(|| async move {
                         let mut tx = self.begin_write().await.map_err(db_err)?;
-                        revoke_until_none_live(&mut tx, "family_id", code_hash).await.map_err(db_err)?;
+                        revoke_family_in(&mut tx, code, "family_id").await.map_err(db_err)?;
                         if before_0008 {
-                            revoke_until_none_live(&mut tx, "code_hash", code_hash).await.map_err(db_err)?;
+                            revoke_family_in(&mut tx, code, "code_hash").await.map_err(db_err)?;
                         }
                         tx.commit().await.map_err(db_err)?;
                         Ok(())
@@ -836,10 +842,10 @@ macro_rules! impl_store {
                     Ok(if self.claim_durably(claim).await? { Rotation::Rotated } else { Rotation::NotLive })
                 }
 
-                async fn revoke_family(&self, family_id: &str) -> StoreResult<()> {
+                async fn revoke_family(&self, family: Family<'_>) -> StoreResult<()> {
                     retrying(|| async move {
                         let mut tx = self.begin_write().await.map_err(db_err)?;
-                        revoke_until_none_live(&mut tx, "family_id", family_id).await.map_err(db_err)?;
+                        revoke_family_in(&mut tx, family, "family_id").await.map_err(db_err)?;
                         tx.commit().await.map_err(db_err)?;
                         Ok(())
                     })

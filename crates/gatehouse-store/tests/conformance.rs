@@ -356,9 +356,25 @@ mod cases {
         let b = issue(&c, &u, None, NOW, None);
         store.insert_tokens(&a, CAPS, NOW).await.unwrap();
         store.insert_tokens(&b, CAPS, NOW).await.unwrap();
-        store.revoke_family(&a.refresh.as_ref().unwrap().family_id).await.unwrap();
-        assert!(store.find_access_token(&a.access.token_hash).await.unwrap().unwrap().token.revoked);
-        assert!(!refresh_live(&*store, &a.refresh.as_ref().unwrap().token_hash).await);
+        // Rotated twice: the family's earlier access tokens are still live until revoked.
+        let family = a.refresh.clone().unwrap();
+        let mut issues = vec![a];
+        for at in [NOW + 1, NOW + 2] {
+            let next = issue(&c, &u, Some(&family.family_id), at, None);
+            let old = issues.last().unwrap().refresh.as_ref().unwrap().token_hash.clone();
+            assert_eq!(store.rotate_refresh_token(&old, &next, at).await.unwrap(), Rotation::Rotated);
+            issues.push(next);
+        }
+        store.revoke_family(family.family()).await.unwrap();
+        for i in &issues {
+            assert!(store.find_access_token(&i.access.token_hash).await.unwrap().unwrap().token.revoked);
+            let refresh = &i.refresh.as_ref().unwrap().token_hash;
+            assert!(!refresh_live(&*store, refresh).await);
+            // None of them rotates any more, the rotated ones included.
+            let next = issue(&c, &u, Some(&family.family_id), NOW + 3, None);
+            assert_eq!(store.rotate_refresh_token(refresh, &next, NOW + 3).await.unwrap(), Rotation::NotLive);
+        }
+        // Another grant of the same client and user is untouched.
         assert!(!store.find_access_token(&b.access.token_hash).await.unwrap().unwrap().token.revoked);
         assert!(refresh_live(&*store, &b.refresh.as_ref().unwrap().token_hash).await);
     }
@@ -373,7 +389,7 @@ mod cases {
         // Another grant of the same user and client, untouched by the replay.
         let other = issue(&c, &u, None, NOW, None);
         store.insert_tokens(&other, CAPS, NOW).await.unwrap();
-        store.revoke_tokens_from_code(&k.code_hash).await.unwrap();
+        store.revoke_tokens_from_code(k.family()).await.unwrap();
         assert!(store.find_access_token(&i.access.token_hash).await.unwrap().unwrap().token.revoked);
         assert!(!refresh_live(&*store, &i.refresh.as_ref().unwrap().token_hash).await);
         assert!(!store.find_access_token(&other.access.token_hash).await.unwrap().unwrap().token.revoked);
@@ -385,7 +401,7 @@ mod cases {
         store.insert_code(&old).await.unwrap();
         let j = issue(&c, &u, Some(&random_token(24)), NOW, Some(&old.code_hash));
         store.redeem_code(&old.code_hash, &j, CAPS, NOW).await.unwrap();
-        store.revoke_tokens_from_code(&old.code_hash).await.unwrap();
+        store.revoke_tokens_from_code(old.family()).await.unwrap();
         assert!(store.find_access_token(&j.access.token_hash).await.unwrap().unwrap().token.revoked);
         assert!(!refresh_live(&*store, &j.refresh.as_ref().unwrap().token_hash).await);
     }
@@ -472,7 +488,7 @@ mod cases {
         let revoked = issue(&c, &u, None, NOW, None);
         store.insert_tokens(&revoked, CAPS, NOW).await.unwrap();
         let revoked_refresh = revoked.refresh.clone().unwrap();
-        store.revoke_family(&revoked_refresh.family_id).await.unwrap();
+        store.revoke_family(revoked_refresh.family()).await.unwrap();
         // A rotated refresh token is kept 30 days after its rotation, for reuse detection.
         let rotated = issue(&c, &u, None, NOW, None);
         store.insert_tokens(&rotated, CAPS, NOW).await.unwrap();

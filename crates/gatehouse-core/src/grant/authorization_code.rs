@@ -31,7 +31,7 @@ pub async fn exchange(
     }
     if record.used {
         // RFC 6749 §4.1.2: a code used twice revokes what it was exchanged for.
-        auth.store.revoke_tokens_from_code(&code_hash).await?;
+        auth.store.revoke_tokens_from_code(record.family()).await?;
         return Err(OAuthError::invalid_grant("the authorization code was already used"));
     }
     if now >= record.expires_at {
@@ -84,7 +84,7 @@ pub async fn exchange(
             with_id_token(auth, minted.response, client, &record.user_id, record.nonce.as_deref(), Some(record.auth_time)).await
         }
         Redemption::AlreadyUsed => {
-            auth.store.revoke_tokens_from_code(&code_hash).await?;
+            auth.store.revoke_tokens_from_code(record.family()).await?;
             Err(OAuthError::invalid_grant("the authorization code was already used"))
         }
     }

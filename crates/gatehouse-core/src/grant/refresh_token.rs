@@ -28,7 +28,7 @@ pub async fn refresh(
         // was lost, or a concurrent duplicate: refuse it, but keep the family.
         if now - rotated_at > auth.policy.refresh_reuse_grace {
             tracing::warn!(client_id = %client.id, "rotated refresh token reused; revoking its family");
-            auth.store.revoke_family(&record.family_id).await?;
+            auth.store.revoke_family(record.family()).await?;
         }
         return Err(invalid());
     }
