@@ -92,6 +92,12 @@ impl PgStore {
         .await
     }
 
+    /// Every lookup goes through the pool here (the SQLite store does some on the
+    /// calling thread).
+    fn find_refresh_directly(&self, _token_hash: &str) -> Option<gatehouse_core::store::StoreResult<Option<gatehouse_core::model::RefreshToken>>> {
+        None
+    }
+
     async fn claim_durably(&self, claim: crate::sql_store::Claim) -> gatehouse_core::store::StoreResult<bool> {
         use crate::sql_store::{db_err, retrying};
         if claim.caps.is_none() {

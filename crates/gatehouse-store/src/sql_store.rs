@@ -825,6 +825,9 @@ macro_rules! impl_store {
                 }
 
                 async fn find_refresh_token(&self, token_hash: &str) -> StoreResult<Option<RefreshToken>> {
+                    if let Some(found) = self.find_refresh_directly(token_hash) {
+                        return found;
+                    }
                     let sql = format!("SELECT {REFRESH_COLS} FROM refresh_tokens WHERE token_hash = $1");
                     let row = sqlx::query(&sql).bind(token_hash).fetch_optional(self.reader()).await.map_err(db_err)?;
                     row.as_ref().map(refresh).transpose().map_err(db_err)

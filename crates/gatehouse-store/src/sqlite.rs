@@ -8,12 +8,15 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Pool, Sqlite, Transaction};
 
+use crate::direct_read::DirectReads;
 use crate::group_commit::TokenWriter;
 
 pub struct SqliteStore {
     reader: Pool<Sqlite>,
     writer: Pool<Sqlite>,
     tokens: TokenWriter,
+    /// None for a database without a file (`:memory:`), which no other connection sees.
+    direct: Option<DirectReads>,
     checkpointer: tokio::task::JoinHandle<()>,
 }
 
@@ -85,8 +88,21 @@ impl SqliteStore {
             .await
             .map_err(cannot_open)?;
         let checkpoints = sqlx::Connection::connect_with(&opts).await.map_err(cannot_open)?;
+        // The file SQLite itself opened, whatever form the path was given in.
+        let file: String = sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+            .fetch_one(&writer)
+            .await
+            .map_err(cannot_open)?;
+        let direct = match file.as_str() {
+            "" => None,
+            file => {
+                // One connection per runtime thread: a lookup never waits for another.
+                let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+                Some(DirectReads::open(file, threads).map_err(|e| format!("cannot open SQLite database {path:?}: {e}"))?)
+            }
+        };
         let tokens = TokenWriter::on_thread(store_impl::Batches(writer.clone())).map_err(|e| format!("cannot start the SQLite writer: {e}"))?;
-        Ok(SqliteStore { reader, writer, tokens, checkpointer: start_checkpointer(checkpoints) })
+        Ok(SqliteStore { reader, writer, tokens, direct, checkpointer: start_checkpointer(checkpoints) })
     }
 
     /// Applied migration versions, for the test that both backends are in step.
@@ -125,6 +141,11 @@ impl SqliteStore {
         now: i64,
     ) -> gatehouse_core::store::StoreResult<()> {
         self.tokens.insert(issue, caps, now).await
+    }
+
+    /// A refresh token looked up on the calling thread (see `direct_read`).
+    fn find_refresh_directly(&self, token_hash: &str) -> Option<gatehouse_core::store::StoreResult<Option<gatehouse_core::model::RefreshToken>>> {
+        self.direct.as_ref().map(|d| d.refresh_token(token_hash))
     }
 
     async fn claim_durably(&self, claim: crate::sql_store::Claim) -> gatehouse_core::store::StoreResult<bool> {
