@@ -138,3 +138,39 @@ async fn the_api_budget_holds_across_instances() {
     }
     assert_eq!(statuses, vec![200, 200, 200, 200, 200, 200, 429, 429], "six requests in all, whichever instance serves them");
 }
+
+#[tokio::test]
+async fn concurrent_requests_share_the_budget_exactly() {
+    // Requests arriving together at one instance are taken from the bucket together;
+    // each must still be told as if it had been taken alone.
+    let Some(db) = PgDatabase::create().await else { return };
+    let budget = gatehouse_core::model::RateBudget { capacity: 6, window: 3600 };
+    let limits = gatehouse_server::RateLimits { api: budget, shared: true, ..Default::default() };
+    let config = || ServerConfig { rate_limits: limits.clone(), ..Default::default() };
+    let a = TestServer::start_on(Some(&db.url), Policy::default(), config()).await;
+    let b = TestServer::start_on(Some(&db.url), Policy::default(), config()).await;
+    let f = Fixture::with(a).await;
+    let t = s(&f.tokens("").await, "access_token");
+    let http = f.server.http();
+    let calls = (0..24).map(|i| {
+        let base = if i % 3 == 0 { b.base.clone() } else { f.server.base.clone() };
+        let (http, t) = (http.clone(), t.clone());
+        tokio::spawn(async move {
+            let res = http.get(format!("{base}/api/user")).bearer_auth(&t).send().await.unwrap();
+            let remaining = res.headers().get("ratelimit-remaining").map(|v| v.to_str().unwrap().parse::<i64>().unwrap());
+            (res.status().as_u16(), remaining)
+        })
+    });
+    let mut allowed_remaining = Vec::new();
+    let mut refused = 0;
+    for call in calls.collect::<Vec<_>>() {
+        match call.await.unwrap() {
+            (200, Some(remaining)) => allowed_remaining.push(remaining),
+            (429, Some(0)) => refused += 1,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    allowed_remaining.sort();
+    assert_eq!(allowed_remaining, vec![0, 1, 2, 3, 4, 5], "each request let through saw its own place in the bucket");
+    assert_eq!(refused, 18);
+}

@@ -227,6 +227,26 @@ pub struct RateDecision {
     pub retry_after: i64,
 }
 
+/// What a shared bucket said about `count` requests taken together: the first `allowed`
+/// of them were let through, and `level` is left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateTake {
+    pub level: i64,
+    pub allowed: i64,
+}
+
+impl RateTake {
+    /// The decision for the `i`-th of the requests (from 0), as if each had been taken
+    /// alone in turn: a request let through saw the level the later ones then took from.
+    pub fn decision(&self, budget: &RateBudget, i: i64) -> RateDecision {
+        if i < self.allowed {
+            budget.decision(self.level + (self.allowed - 1 - i) * 1000, true)
+        } else {
+            budget.decision(self.level, false)
+        }
+    }
+}
+
 impl RateBudget {
     /// A full bucket, in thousandths of a request.
     pub fn full_level(&self) -> i64 {

@@ -176,8 +176,9 @@ pub trait Store: Send + Sync + 'static {
     async fn related_from(&self, kind: Relation, target_user_id: &str) -> StoreResult<Vec<RelatedUser>>;
 
     // Rate limits shared by every instance
-    /// Takes one request from the named bucket, atomically.
-    async fn take_rate_token(&self, bucket: &str, budget: RateBudget, now: i64) -> StoreResult<RateDecision>;
+    /// Takes `count` requests from the named bucket at once, atomically: as many as it
+    /// holds are let through, in order.
+    async fn take_rate_tokens(&self, bucket: &str, budget: RateBudget, now: i64, count: i64) -> StoreResult<RateTake>;
 
     // Upkeep
     /// Deletes expired codes, sessions and tokens, and revoked tokens past any use.

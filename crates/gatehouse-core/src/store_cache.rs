@@ -290,8 +290,8 @@ impl Store for CachedStore {
         self.inner.related_from(kind, target_user_id).await
     }
 
-    async fn take_rate_token(&self, bucket: &str, budget: RateBudget, now: i64) -> StoreResult<RateDecision> {
-        self.inner.take_rate_token(bucket, budget, now).await
+    async fn take_rate_tokens(&self, bucket: &str, budget: RateBudget, now: i64, count: i64) -> StoreResult<RateTake> {
+        self.inner.take_rate_tokens(bucket, budget, now, count).await
     }
 
     async fn purge_expired(&self, now: i64) -> StoreResult<u64> {

@@ -82,6 +82,7 @@ pub struct Shared {
     /// Password checks allowed at once (one per core).
     password_checks: Arc<tokio::sync::Semaphore>,
     buckets: Arc<rate_limit::MemoryBuckets>,
+    rate_queues: rate_limit::SharedQueues,
 }
 
 impl AppState {
@@ -93,6 +94,7 @@ impl AppState {
             pages: Arc::new(pages::Pages::new()),
             password_checks: Arc::new(tokio::sync::Semaphore::new(cores)),
             buckets: Arc::default(),
+            rate_queues: Default::default(),
         }))
     }
 }

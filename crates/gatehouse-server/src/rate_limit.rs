@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::model::{RateBudget, RateDecision};
+use tokio::sync::oneshot;
 use gatehouse_guard::TokenInfo;
 
 use crate::AppState;
@@ -72,19 +73,84 @@ impl MemoryBuckets {
     }
 }
 
+/// Requests for shared buckets (in the database), queued by bucket. A client's requests
+/// all update its one row, and each statement waits on the row lock the one before held:
+/// so the requests that arrive while a bucket's statement is in flight are queued and
+/// taken together by its next statement, one statement per round trip instead of one
+/// per request.
+#[derive(Default)]
+pub struct SharedQueues(Mutex<HashMap<String, Vec<oneshot::Sender<RateDecision>>>>);
+
+/// What a request is told when the shared store fails: an outage of the limiter must not
+/// become an outage of the API.
+const LET_THROUGH: RateDecision = RateDecision { allowed: true, remaining: 0, reset_after: 0, retry_after: 0 };
+
 impl AppState {
-    /// Takes one request from bucket `key`. If the shared store fails, the request is
-    /// let through: an outage of the limiter must not become an outage of the API.
+    /// Takes one request from bucket `key`.
     pub(crate) async fn take_rate(&self, key: &str, budget: RateBudget) -> RateDecision {
-        let now = self.auth.now();
-        if self.config.rate_limits.shared {
-            match self.auth.store.take_rate_token(key, budget, now).await {
-                Ok(d) => return d,
-                Err(e) => tracing::warn!(error = %e, "rate limit store unavailable; allowing the request"),
-            }
-            return RateDecision { allowed: true, remaining: 0, reset_after: 0, retry_after: 0 };
+        if !self.config.rate_limits.shared {
+            return self.buckets.take(key, budget, self.auth.now());
         }
-        self.buckets.take(key, budget, now)
+        let (told, answer) = oneshot::channel();
+        let first = {
+            let mut queues = self.rate_queues.0.lock().unwrap_or_else(|e| e.into_inner());
+            match queues.get_mut(key) {
+                Some(waiting) => {
+                    waiting.push(told);
+                    false
+                }
+                None => {
+                    queues.insert(key.to_string(), vec![told]);
+                    true
+                }
+            }
+        };
+        if first {
+            // A task of its own, not this request's: were the request dropped (its client
+            // gone), the requests queued behind it must still be answered.
+            tokio::spawn(self.clone().drain_rate_queue(key.to_string(), budget));
+        }
+        answer.await.unwrap_or(LET_THROUGH)
+    }
+
+    /// Takes the queued requests of bucket `key` together, until none are left.
+    async fn drain_rate_queue(self, key: String, budget: RateBudget) {
+        // Should this task panic, the bucket's queue goes with it: its requests are let
+        // through, and later ones start a new queue rather than wait behind a dead one.
+        struct OnPanic<'a>(&'a SharedQueues, &'a str);
+        impl Drop for OnPanic<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.0 .0.lock().unwrap_or_else(|e| e.into_inner()).remove(self.1);
+                }
+            }
+        }
+        let _on_panic = OnPanic(&self.rate_queues, &key);
+        loop {
+            let batch = {
+                let mut queues = self.rate_queues.0.lock().unwrap_or_else(|e| e.into_inner());
+                let Some(waiting) = queues.get_mut(&key) else { return };
+                if waiting.is_empty() {
+                    queues.remove(&key);
+                    return;
+                }
+                std::mem::take(waiting)
+            };
+            let count = batch.len() as i64;
+            match self.auth.store.take_rate_tokens(&key, budget, self.auth.now(), count).await {
+                Ok(take) => {
+                    for (i, told) in (0..).zip(batch) {
+                        let _ = told.send(take.decision(&budget, i));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "rate limit store unavailable; allowing the request");
+                    for told in batch {
+                        let _ = told.send(LET_THROUGH);
+                    }
+                }
+            }
+        }
     }
 
     /// The client's address, for per-IP limits.

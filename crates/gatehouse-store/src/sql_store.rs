@@ -1167,25 +1167,30 @@ macro_rules! impl_store {
                     rows.iter().map(related).collect::<Result<_, _>>().map_err(db_err)
                 }
 
-                async fn take_rate_token(&self, bucket: &str, budget: RateBudget, now: i64) -> StoreResult<RateDecision> {
+                async fn take_rate_tokens(&self, bucket: &str, budget: RateBudget, now: i64, count: i64) -> StoreResult<RateTake> {
                     // One statement, so the row is locked only while it runs: the
-                    // token-bucket arithmetic of RateBudget::take, in SQL. Elapsed time is
-                    // capped at the window (a bucket is full by then), which also keeps
-                    // elapsed × full well inside 64 bits. SQL has no local names, so the
-                    // text is assembled once from its parts. $1 bucket, $2 full level,
-                    // $3 now, $4 window.
+                    // token-bucket arithmetic of RateBudget::take, in SQL, for `count`
+                    // requests at once (all that the bucket holds whole requests for).
+                    // Elapsed time is capped at the window (a bucket is full by then),
+                    // which also keeps elapsed × full well inside 64 bits. SQL has no
+                    // local names, so the text is assembled once from its parts.
+                    // $1 bucket, $2 full level, $3 now, $4 window, $5 count.
                     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
                         let elapsed = "(CASE WHEN $3 - b.updated_at > $4 THEN $4 \
                                        WHEN $3 > b.updated_at THEN $3 - b.updated_at ELSE 0 END)";
                         let gained = format!("b.level + {elapsed} * $2 / $4");
                         let r = format!("(CASE WHEN {gained} >= $2 THEN $2 ELSE {gained} END)");
+                        let taken = |level: &str| format!("(CASE WHEN {level} / 1000 >= $5 THEN $5 ELSE {level} / 1000 END)");
                         format!(
-                            "INSERT INTO rate_buckets AS b (bucket, level, updated_at, allowed) VALUES ($1, $2 - 1000, $3, 1) \
+                            "INSERT INTO rate_buckets AS b (bucket, level, updated_at, allowed) \
+                             VALUES ($1, $2 - 1000 * {new_taken}, $3, {new_taken}) \
                              ON CONFLICT (bucket) DO UPDATE SET \
-                             level = CASE WHEN {r} >= 1000 THEN {r} - 1000 ELSE {r} END, \
-                             allowed = CASE WHEN {r} >= 1000 THEN 1 ELSE 0 END, \
+                             level = {r} - 1000 * {taken}, \
+                             allowed = {taken}, \
                              updated_at = CASE WHEN $3 > b.updated_at THEN $3 ELSE b.updated_at END \
-                             RETURNING level, allowed"
+                             RETURNING level, allowed",
+                            new_taken = taken("$2"),
+                            taken = taken(&r),
                         )
                     });
                     let (full, window) = (budget.full_level(), budget.window.max(1));
@@ -1195,12 +1200,11 @@ macro_rules! impl_store {
                             .bind(full)
                             .bind(now)
                             .bind(window)
+                            .bind(count)
                             .fetch_one(self.rate_writer())
                             .await
                             .map_err(db_err)?;
-                        let level: i64 = row.try_get("level").map_err(db_err)?;
-                        let allowed: i64 = row.try_get("allowed").map_err(db_err)?;
-                        Ok(budget.decision(level, allowed != 0))
+                        Ok(RateTake { level: row.try_get("level").map_err(db_err)?, allowed: row.try_get("allowed").map_err(db_err)? })
                     })
                     .await
                 }

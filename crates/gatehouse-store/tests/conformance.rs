@@ -10,7 +10,7 @@ use gatehouse_core::model::*;
 use gatehouse_core::policy::RefreshCaps;
 use gatehouse_core::scope::ScopeSet;
 use gatehouse_core::secret::random_token;
-use gatehouse_core::store::{Redemption, Rotation, Store, TokenIssue};
+use gatehouse_core::store::{Redemption, Rotation, Store, StoreResult, TokenIssue};
 use gatehouse_store::{PgStore, SqliteStore};
 
 struct Backend {
@@ -559,35 +559,51 @@ mod cases {
         assert!(!store.unrelate(Relation::Follow, &bob.id, &alice.id).await.unwrap());
     }
 
+    async fn take_one(store: &dyn Store, bucket: &str, budget: RateBudget, now: i64) -> StoreResult<RateDecision> {
+        Ok(store.take_rate_tokens(bucket, budget, now, 1).await?.decision(&budget, 0))
+    }
+
     pub async fn rate_buckets_empty_refill_and_hold_under_concurrency(store: Arc<dyn Store>) {
         let budget = RateBudget { capacity: 3, window: 60 };
         for left in [2, 1, 0] {
-            let d = store.take_rate_token("client:a", budget, NOW).await.unwrap();
+            let d = take_one(&*store, "client:a", budget, NOW).await.unwrap();
             assert_eq!((d.allowed, d.remaining), (true, left));
         }
-        let d = store.take_rate_token("client:a", budget, NOW).await.unwrap();
+        let d = take_one(&*store, "client:a", budget, NOW).await.unwrap();
         assert_eq!((d.allowed, d.retry_after), (false, 20));
-        assert!(store.take_rate_token("client:b", budget, NOW).await.unwrap().allowed, "buckets are separate");
-        assert!(store.take_rate_token("client:a", budget, NOW + 20).await.unwrap().allowed);
+        assert!(take_one(&*store, "client:b", budget, NOW).await.unwrap().allowed, "buckets are separate");
+        assert!(take_one(&*store, "client:a", budget, NOW + 20).await.unwrap().allowed);
         // An earlier clock (another instance's) adds nothing; the empty bucket stays empty.
-        assert!(!store.take_rate_token("client:a", budget, NOW).await.unwrap().allowed);
+        assert!(!take_one(&*store, "client:a", budget, NOW).await.unwrap().allowed);
         // Years later a huge bucket is full again, without overflowing the arithmetic.
         let huge = RateBudget { capacity: 1_000_000_000, window: 86_400 };
-        store.take_rate_token("huge", huge, NOW).await.unwrap();
-        let d = store.take_rate_token("huge", huge, NOW + 10 * 365 * 86_400).await.unwrap();
+        take_one(&*store, "huge", huge, NOW).await.unwrap();
+        let d = take_one(&*store, "huge", huge, NOW + 10 * 365 * 86_400).await.unwrap();
         assert_eq!((d.allowed, d.remaining), (true, 999_999_999));
 
         let budget = RateBudget { capacity: 10, window: 60 };
         let mut tasks = Vec::new();
         for _ in 0..40 {
             let store = store.clone();
-            tasks.push(tokio::spawn(async move { store.take_rate_token("burst", budget, NOW).await.unwrap().allowed }));
+            tasks.push(tokio::spawn(async move { take_one(&*store, "burst", budget, NOW).await.unwrap().allowed }));
         }
         let mut allowed = 0;
         for t in tasks {
             allowed += usize::from(t.await.unwrap());
         }
         assert_eq!(allowed, 10);
+
+        // Several requests taken at once: as many as the bucket holds, in order.
+        let budget = RateBudget { capacity: 3, window: 60 };
+        let take = store.take_rate_tokens("together", budget, NOW, 5).await.unwrap();
+        assert_eq!(take, RateTake { level: 0, allowed: 3 });
+        let told: Vec<_> = (0..5).map(|i| (take.decision(&budget, i).allowed, take.decision(&budget, i).remaining)).collect();
+        assert_eq!(told, [(true, 2), (true, 1), (true, 0), (false, 0), (false, 0)]);
+        // Twenty seconds refill one request: of two asked for together, one goes through.
+        let take = store.take_rate_tokens("together", budget, NOW + 20, 2).await.unwrap();
+        assert_eq!(take, RateTake { level: 0, allowed: 1 });
+        let take = store.take_rate_tokens("fresh", budget, NOW, 2).await.unwrap();
+        assert_eq!(take, RateTake { level: 1000, allowed: 2 });
     }
 
     pub async fn device_authorizations_poll_decide_and_redeem_once(store: Arc<dyn Store>) {
