@@ -5,6 +5,7 @@
 //! (how a write transaction starts, row locks) are named per backend. One conformance
 //! suite (`tests/conformance.rs`) runs every storage test against both.
 
+mod batch_read;
 mod direct_read;
 mod group_commit;
 mod sql_store;

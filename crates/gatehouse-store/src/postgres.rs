@@ -4,16 +4,47 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use gatehouse_core::model::{AccessTokenInfo, Client, RefreshToken};
+use gatehouse_core::store::StoreResult;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Pool, Postgres, Transaction};
 
+use crate::batch_read::BatchedLookups;
 use crate::group_commit::TokenWriter;
+use crate::sql_store::db_err;
 
 pub struct PgStore {
     pool: Pool<Postgres>,
     /// For the shared rate-limit buckets only: commits that do not wait for the disk.
     rates: Pool<Postgres>,
     tokens: TokenWriter,
+    // The lookups every token request and every validation makes, batched (see batch_read).
+    access: BatchedLookups<AccessTokenInfo>,
+    refresh: BatchedLookups<RefreshToken>,
+    clients: BatchedLookups<Client>,
+}
+
+/// Queries in flight at once per kind of lookup.
+const LOOKUP_QUERIES: usize = 2;
+
+/// Starts batched lookups of `table`'s rows by `key`: `select` is the query up to its
+/// WHERE clause, `map` makes a value of a row, `key_of` names it.
+fn batched<V: Clone + Send + 'static>(
+    pool: &Pool<Postgres>,
+    select: String,
+    key: &'static str,
+    map: fn(&sqlx::postgres::PgRow) -> Result<V, sqlx::Error>,
+    key_of: fn(&V) -> String,
+) -> BatchedLookups<V> {
+    let sql: std::sync::Arc<str> = format!("{select} WHERE {key} = ANY($1)").into();
+    let pool = pool.clone();
+    BatchedLookups::start(LOOKUP_QUERIES, move |keys: Vec<String>| {
+        let (pool, sql) = (pool.clone(), sql.clone());
+        async move {
+            let rows = sqlx::query(&sql).bind(keys).fetch_all(&pool).await.map_err(db_err)?;
+            rows.iter().map(|r| map(r).map(|v| (key_of(&v), v))).collect::<Result<_, _>>().map_err(db_err)
+        }
+    })
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -41,7 +72,12 @@ impl PgStore {
         // had PostgreSQL spend its CPU on round trips and commits. One writer task: two
         // or four at once were slower (smaller batches, more statements).
         let tokens = TokenWriter::on_task(store_impl::Batches(pool.clone()));
-        Ok(PgStore { pool, rates, tokens })
+        let access = batched(&pool, store_impl::ACCESS_SELECT.into(), "a.token_hash", store_impl::access, |a| a.token.token_hash.clone());
+        let refresh_select = format!("SELECT {} FROM refresh_tokens", store_impl::REFRESH_COLS);
+        let refresh = batched(&pool, refresh_select, "token_hash", store_impl::refresh, |r| r.token_hash.clone());
+        let client_select = format!("SELECT {} FROM clients", store_impl::CLIENT_COLS);
+        let clients = batched(&pool, client_select, "id", store_impl::client, |c| c.id.clone());
+        Ok(PgStore { pool, rates, tokens, access, refresh, clients })
     }
 
     pub async fn migration_versions(&self) -> Result<Vec<i64>, sqlx::Error> {
@@ -92,10 +128,17 @@ impl PgStore {
         .await
     }
 
-    /// Every lookup goes through the pool here (the SQLite store does some on the
-    /// calling thread).
-    fn find_refresh_directly(&self, _token_hash: &str) -> Option<gatehouse_core::store::StoreResult<Option<gatehouse_core::model::RefreshToken>>> {
-        None
+    // The lookups a backend may make its own way (None: through the pool): batched here.
+    async fn lookup_refresh(&self, token_hash: &str) -> Option<StoreResult<Option<RefreshToken>>> {
+        Some(self.refresh.get(token_hash).await)
+    }
+
+    async fn lookup_access(&self, token_hash: &str) -> Option<StoreResult<Option<AccessTokenInfo>>> {
+        Some(self.access.get(token_hash).await)
+    }
+
+    async fn lookup_client(&self, id: &str) -> Option<StoreResult<Option<Client>>> {
+        Some(self.clients.get(id).await)
     }
 
     async fn claim_durably(&self, claim: crate::sql_store::Claim) -> gatehouse_core::store::StoreResult<bool> {

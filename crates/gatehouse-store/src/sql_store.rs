@@ -84,11 +84,15 @@ macro_rules! impl_store {
             type Tx = Transaction<'static, $Db>;
 
             const USER_COLS: &str = "id, login, email, password_hash, created_at";
-            const CLIENT_COLS: &str = "id, name, owner_user_id, category, kind, allow_implicit, \
+            pub(crate) const CLIENT_COLS: &str = "id, name, owner_user_id, category, kind, allow_implicit, \
                 redirect_uris, secret_hash, previous_secret_hash, previous_secret_expires_at, created_at, jwt_access_tokens";
+            /// An access token with its user's login; a WHERE clause follows.
+            pub(crate) const ACCESS_SELECT: &str = "SELECT a.token_hash, a.client_id, a.user_id, a.scopes, a.created_at, \
+                a.expires_at, a.family_id, a.code_hash, a.revoked, u.login \
+                FROM access_tokens a LEFT JOIN users u ON u.id = a.user_id";
             const CODE_COLS: &str = "code_hash, client_id, user_id, redirect_uri, redirect_uri_given, scopes, code_challenge, \
                 code_challenge_method, nonce, auth_time, created_at, expires_at, used";
-            const REFRESH_COLS: &str = "token_hash, family_id, client_id, user_id, scopes, created_at, \
+            pub(crate) const REFRESH_COLS: &str = "token_hash, family_id, client_id, user_id, scopes, created_at, \
                 expires_at, rotated_at, revoked, code_hash";
 
             fn user(r: &$Row) -> Result<User, sqlx::Error> {
@@ -101,7 +105,7 @@ macro_rules! impl_store {
                 })
             }
 
-            fn client(r: &$Row) -> Result<Client, sqlx::Error> {
+            pub(crate) fn client(r: &$Row) -> Result<Client, sqlx::Error> {
                 let uris: String = r.try_get("redirect_uris")?;
                 let kind: String = r.try_get("kind")?;
                 Ok(Client {
@@ -141,7 +145,7 @@ macro_rules! impl_store {
                 })
             }
 
-            fn access(r: &$Row) -> Result<AccessTokenInfo, sqlx::Error> {
+            pub(crate) fn access(r: &$Row) -> Result<AccessTokenInfo, sqlx::Error> {
                 Ok(AccessTokenInfo {
                     token: AccessToken {
                         token_hash: r.try_get("token_hash")?,
@@ -158,7 +162,7 @@ macro_rules! impl_store {
                 })
             }
 
-            fn refresh(r: &$Row) -> Result<RefreshToken, sqlx::Error> {
+            pub(crate) fn refresh(r: &$Row) -> Result<RefreshToken, sqlx::Error> {
                 Ok(RefreshToken {
                     token_hash: r.try_get("token_hash")?,
                     family_id: r.try_get("family_id")?,
@@ -551,6 +555,9 @@ macro_rules! impl_store {
                 }
 
                 async fn find_client(&self, id: &str) -> StoreResult<Option<Client>> {
+                    if let Some(found) = self.lookup_client(id).await {
+                        return found;
+                    }
                     let sql = format!("SELECT {CLIENT_COLS} FROM clients WHERE id = $1");
                     let row = sqlx::query(&sql).bind(id).fetch_optional(self.reader()).await.map_err(db_err)?;
                     row.as_ref().map(client).transpose().map_err(db_err)
@@ -812,20 +819,16 @@ macro_rules! impl_store {
                 }
 
                 async fn find_access_token(&self, token_hash: &str) -> StoreResult<Option<AccessTokenInfo>> {
-                    let row = sqlx::query(
-                        "SELECT a.token_hash, a.client_id, a.user_id, a.scopes, a.created_at, a.expires_at, \
-                         a.family_id, a.code_hash, a.revoked, u.login \
-                         FROM access_tokens a LEFT JOIN users u ON u.id = a.user_id WHERE a.token_hash = $1",
-                    )
-                    .bind(token_hash)
-                    .fetch_optional(self.reader())
-                    .await
-                    .map_err(db_err)?;
+                    if let Some(found) = self.lookup_access(token_hash).await {
+                        return found;
+                    }
+                    let sql = format!("{ACCESS_SELECT} WHERE a.token_hash = $1");
+                    let row = sqlx::query(&sql).bind(token_hash).fetch_optional(self.reader()).await.map_err(db_err)?;
                     row.as_ref().map(access).transpose().map_err(db_err)
                 }
 
                 async fn find_refresh_token(&self, token_hash: &str) -> StoreResult<Option<RefreshToken>> {
-                    if let Some(found) = self.find_refresh_directly(token_hash) {
+                    if let Some(found) = self.lookup_refresh(token_hash).await {
                         return found;
                     }
                     let sql = format!("SELECT {REFRESH_COLS} FROM refresh_tokens WHERE token_hash = $1");

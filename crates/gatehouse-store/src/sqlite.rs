@@ -5,6 +5,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use gatehouse_core::model::{AccessTokenInfo, Client, RefreshToken};
+use gatehouse_core::store::StoreResult;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Pool, Sqlite, Transaction};
 
@@ -143,9 +145,19 @@ impl SqliteStore {
         self.tokens.insert(issue, caps, now).await
     }
 
-    /// A refresh token looked up on the calling thread (see `direct_read`).
-    fn find_refresh_directly(&self, token_hash: &str) -> Option<gatehouse_core::store::StoreResult<Option<gatehouse_core::model::RefreshToken>>> {
+    // The lookups a backend may make its own way (None: through the pool). A refresh
+    // token is looked up on the calling thread (see `direct_read`); clients and access
+    // tokens are cached in front of this store (`CachedStore`).
+    async fn lookup_refresh(&self, token_hash: &str) -> Option<StoreResult<Option<RefreshToken>>> {
         self.direct.as_ref().map(|d| d.refresh_token(token_hash))
+    }
+
+    async fn lookup_access(&self, _token_hash: &str) -> Option<StoreResult<Option<AccessTokenInfo>>> {
+        None
+    }
+
+    async fn lookup_client(&self, _id: &str) -> Option<StoreResult<Option<Client>>> {
+        None
     }
 
     async fn claim_durably(&self, claim: crate::sql_store::Claim) -> gatehouse_core::store::StoreResult<bool> {

@@ -103,6 +103,7 @@ on_every_backend!(
     a_code_is_redeemed_once,
     concurrent_redemptions_have_one_winner,
     access_tokens_join_their_user,
+    concurrent_lookups_each_get_their_own_row,
     refresh_rotation_has_one_winner_under_concurrency,
     revoking_a_family_revokes_its_access_tokens,
     replayed_code_revokes_its_tokens,
@@ -347,6 +348,41 @@ mod cases {
         let rotated = store.find_refresh_token(&old.token_hash).await.unwrap().unwrap();
         assert_eq!(rotated.rotated_at, Some(NOW + 1));
         assert!(refresh_live(&*store, &winners[0]).await);
+    }
+
+    /// Lookups made at once (batched into one query on PostgreSQL) each get their own
+    /// answer: found, missing, or asked for twice.
+    pub async fn concurrent_lookups_each_get_their_own_row(store: Arc<dyn Store>) {
+        let u = user(&*store, "alice").await;
+        let c = client(&*store, &u, "App").await;
+        let mut issues = Vec::new();
+        for _ in 0..8 {
+            let i = issue(&c, &u, None, NOW, None);
+            store.insert_tokens(&i, CAPS, NOW).await.unwrap();
+            issues.push(i);
+        }
+        let mut tasks = Vec::new();
+        for round in 0..3 {
+            for i in &issues {
+                let (store, access, refresh) = (store.clone(), i.access.token_hash.clone(), i.refresh.clone().unwrap().token_hash);
+                let missing = format!("{access}-{round}");
+                let client_id = c.id.clone();
+                tasks.push(tokio::spawn(async move {
+                    let a = store.find_access_token(&access).await.unwrap().expect("stored access token");
+                    assert_eq!(a.token.token_hash, access);
+                    assert_eq!(a.user_login.as_deref(), Some("alice"));
+                    let r = store.find_refresh_token(&refresh).await.unwrap().expect("stored refresh token");
+                    assert_eq!(r.token_hash, refresh);
+                    assert!(store.find_access_token(&missing).await.unwrap().is_none());
+                    assert!(store.find_refresh_token(&missing).await.unwrap().is_none());
+                    assert_eq!(store.find_client(&client_id).await.unwrap().expect("client").id, client_id);
+                    assert!(store.find_client(&missing).await.unwrap().is_none());
+                }));
+            }
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
     }
 
     pub async fn revoking_a_family_revokes_its_access_tokens(store: Arc<dyn Store>) {

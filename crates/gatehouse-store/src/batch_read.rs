@@ -1,0 +1,76 @@
+//! Lookups by key batched into one query, for PostgreSQL. Every statement is a round trip
+//! and a wake-up of a database process, and on a busy server the round trips, not the
+//! lookups, took the CPU. Lookups that arrive while a query is in flight wait for the next
+//! one, which fetches them all (`WHERE key = ANY($1)`); a few queries run at once, so an
+//! idle server answers a lone lookup straight away.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use gatehouse_core::error::StoreError;
+use gatehouse_core::store::StoreResult;
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+/// Keys one query takes at most.
+const MAX_KEYS: usize = 256;
+
+type Waiting<V> = (String, oneshot::Sender<StoreResult<Option<V>>>);
+
+pub(crate) struct BatchedLookups<V> {
+    queue: mpsc::Sender<Waiting<V>>,
+}
+
+impl<V: Clone + Send + 'static> BatchedLookups<V> {
+    /// `queries` tasks, each running `fetch` for the keys waiting when it is free; `fetch`
+    /// returns the rows found, each with its key. The tasks end when this is dropped.
+    pub fn start<F, Fut>(queries: usize, fetch: F) -> Self
+    where
+        F: Fn(Vec<String>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = StoreResult<Vec<(String, V)>>> + Send + 'static,
+    {
+        let (queue, rx) = mpsc::channel(4 * MAX_KEYS);
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..queries.max(1) {
+            tokio::spawn(run(rx.clone(), fetch.clone()));
+        }
+        BatchedLookups { queue }
+    }
+
+    pub async fn get(&self, key: &str) -> StoreResult<Option<V>> {
+        let stopped = || StoreError::Backend("lookups stopped".into());
+        let (answer, found) = oneshot::channel();
+        self.queue.send((key.to_string(), answer)).await.map_err(|_| stopped())?;
+        found.await.map_err(|_| stopped())?
+    }
+}
+
+async fn run<V, F, Fut>(rx: Arc<Mutex<mpsc::Receiver<Waiting<V>>>>, fetch: F)
+where
+    V: Clone,
+    F: Fn(Vec<String>) -> Fut,
+    Fut: Future<Output = StoreResult<Vec<(String, V)>>>,
+{
+    let mut batch = Vec::with_capacity(MAX_KEYS);
+    loop {
+        // One task waits on the queue at a time; once it has its batch, the next one
+        // gathers what arrives while this one's query runs.
+        if rx.lock().await.recv_many(&mut batch, MAX_KEYS).await == 0 {
+            return;
+        }
+        let keys = batch.iter().map(|(key, _)| key.clone()).collect();
+        match fetch(keys).await {
+            Ok(rows) => {
+                let found: HashMap<String, V> = rows.into_iter().collect();
+                for (key, answer) in batch.drain(..) {
+                    let _ = answer.send(Ok(found.get(&key).cloned()));
+                }
+            }
+            Err(e) => {
+                for (_, answer) in batch.drain(..) {
+                    let _ = answer.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
