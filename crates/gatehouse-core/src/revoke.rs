@@ -26,6 +26,9 @@ pub async fn revoke(auth: &Authority, client: &Client, token: Option<&str>) -> R
             return Err(not_yours());
         }
         auth.store.revoke_family(rt.family()).await?;
+        // The token itself too, should it be a rotated one (the family's revocation
+        // takes its live tokens only).
+        auth.store.revoke_refresh_token(&hash).await?;
     }
     Ok(())
 }

@@ -117,6 +117,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Rotation>;
     /// Revokes every refresh token of the family and every access token issued within it.
     async fn revoke_family(&self, family: Family<'_>) -> StoreResult<()>;
+    /// Marks one refresh token revoked, rotated or not: a rotated token presented again
+    /// revokes its family once, and is then refused as revoked (`revoke_family` leaves
+    /// rotated tokens as they are).
+    async fn revoke_refresh_token(&self, token_hash: &str) -> StoreResult<()>;
     async fn revoke_access_token(&self, token_hash: &str) -> StoreResult<()>;
 
     // Consent

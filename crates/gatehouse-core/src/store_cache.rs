@@ -210,6 +210,11 @@ impl Store for CachedStore {
         result
     }
 
+    async fn revoke_refresh_token(&self, token_hash: &str) -> StoreResult<()> {
+        // Refresh tokens are not cached.
+        self.inner.revoke_refresh_token(token_hash).await
+    }
+
     async fn revoke_access_token(&self, token_hash: &str) -> StoreResult<()> {
         let result = self.inner.revoke_access_token(token_hash).await;
         self.tokens.clear();

@@ -38,6 +38,11 @@ impl<V: Clone + Send + 'static> BatchedLookups<V> {
     }
 
     pub async fn get(&self, key: &str) -> StoreResult<Option<V>> {
+        // PostgreSQL refuses text with a NUL in it, so no stored key has one; asked for,
+        // it would fail the whole batch.
+        if key.contains('\0') {
+            return Ok(None);
+        }
         let stopped = || StoreError::Backend("lookups stopped".into());
         let (answer, found) = oneshot::channel();
         self.queue.send((key.to_string(), answer)).await.map_err(|_| stopped())?;
@@ -47,9 +52,9 @@ impl<V: Clone + Send + 'static> BatchedLookups<V> {
 
 async fn run<V, F, Fut>(rx: Arc<Mutex<mpsc::Receiver<Waiting<V>>>>, fetch: F)
 where
-    V: Clone,
+    V: Clone + Send + 'static,
     F: Fn(Vec<String>) -> Fut,
-    Fut: Future<Output = StoreResult<Vec<(String, V)>>>,
+    Fut: Future<Output = StoreResult<Vec<(String, V)>>> + Send + 'static,
 {
     let mut batch = Vec::with_capacity(MAX_KEYS);
     loop {
@@ -59,18 +64,35 @@ where
             return;
         }
         let keys = batch.iter().map(|(key, _)| key.clone()).collect();
-        match fetch(keys).await {
+        match fetch_apart(&fetch, keys).await {
             Ok(rows) => {
                 let found: HashMap<String, V> = rows.into_iter().collect();
                 for (key, answer) in batch.drain(..) {
                     let _ = answer.send(Ok(found.get(&key).cloned()));
                 }
             }
-            Err(e) => {
-                for (_, answer) in batch.drain(..) {
-                    let _ = answer.send(Err(e.clone()));
+            // One key's error must not become its neighbours': each is asked again alone.
+            Err(e) if batch.len() == 1 => {
+                let (_, answer) = batch.pop().expect("one");
+                let _ = answer.send(Err(e));
+            }
+            Err(_) => {
+                for (key, answer) in batch.drain(..) {
+                    let alone = fetch_apart(&fetch, vec![key]).await;
+                    let _ = answer.send(alone.map(|rows| rows.into_iter().next().map(|(_, v)| v)));
                 }
             }
         }
     }
+}
+
+/// Runs one query as a task of its own: should it panic, its lookups get an error and
+/// this task goes on serving the next ones.
+async fn fetch_apart<V, F, Fut>(fetch: &F, keys: Vec<String>) -> StoreResult<Vec<(String, V)>>
+where
+    F: Fn(Vec<String>) -> Fut,
+    Fut: Future<Output = StoreResult<Vec<(String, V)>>> + Send + 'static,
+    V: Send + 'static,
+{
+    tokio::spawn(fetch(keys)).await.unwrap_or_else(|e| Err(StoreError::Backend(format!("lookup failed: {e}"))))
 }

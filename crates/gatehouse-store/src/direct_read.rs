@@ -13,7 +13,7 @@ use gatehouse_core::error::StoreError;
 use gatehouse_core::model::RefreshToken;
 use gatehouse_core::scope::ScopeSet;
 use gatehouse_core::store::StoreResult;
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
 
 pub(crate) struct DirectReads {
     conns: Box<[Mutex<Connection>]>,
@@ -27,15 +27,18 @@ impl DirectReads {
             .map(|_| {
                 let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
                 let conn = Connection::open_with_flags(path, flags)?;
-                conn.busy_timeout(Duration::from_secs(10))?;
+                // Never wait on a runtime thread: a busy database (recovery after another
+                // process crashed, say) sends the lookup to the pool, which may wait.
+                conn.busy_timeout(Duration::ZERO)?;
                 Ok(Mutex::new(conn))
             })
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(DirectReads { conns: conns.into_boxed_slice(), next: AtomicUsize::new(0) })
     }
 
-    /// Runs `read` on a free connection, or waits for one when all are in use.
-    fn with<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
+    /// Runs `read` on a free connection, or waits for one when all are in use (a lookup
+    /// takes microseconds). None: the database was busy.
+    fn with<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Option<StoreResult<T>> {
         let free = self.conns.iter().find_map(|c| c.try_lock().ok());
         let conn = match free {
             Some(conn) => conn,
@@ -44,10 +47,14 @@ impl DirectReads {
                 self.conns[i].lock().unwrap_or_else(|e| e.into_inner())
             }
         };
-        read(&conn).map_err(|e| StoreError::Backend(e.to_string()))
+        match read(&conn) {
+            Err(e) if matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)) => None,
+            result => Some(result.map_err(|e| StoreError::Backend(e.to_string()))),
+        }
     }
 
-    pub fn refresh_token(&self, token_hash: &str) -> StoreResult<Option<RefreshToken>> {
+    /// None: the database was busy; ask the pool.
+    pub fn refresh_token(&self, token_hash: &str) -> Option<StoreResult<Option<RefreshToken>>> {
         self.with(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT token_hash, family_id, client_id, user_id, scopes, created_at, expires_at, \

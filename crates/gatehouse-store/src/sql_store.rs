@@ -446,29 +446,45 @@ macro_rules! impl_store {
                 }
             }
 
-            /// Revokes `family`'s live refresh tokens, then its access tokens; `column` says
-            /// which tokens are the family's: `family_id`, or `code_hash` for tokens issued
-            /// from a code before migration 0008.
-            /// Rotated refresh tokens are left as they are (the family index holds live ones
-            /// only): none can be used again, and a reuse of one revokes its family again.
+            /// Revokes the live refresh tokens `filter` selects (`$1`, `$2`… are `values`).
+            /// Rotated ones are left as they are (the indexes that find a user's, a client's
+            /// or a family's tokens hold live ones only): none can be used again, and a
+            /// reuse of one revokes its family.
             /// A rotation in flight may insert a new token the UPDATE's snapshot cannot see
             /// (PostgreSQL, READ COMMITTED): the UPDATE waits on the row the rotation locked,
             /// finds it rotated and skips it. So an UPDATE that revokes nothing proves
             /// little; only a fresh statement that finds no live token ends the loop (a
             /// rotation not yet committed still shows its old token live to it). Access
-            /// tokens go last, once every rotation that could add one has committed; they
-            /// have no family index, and are found among the tokens of the family's client
-            /// and user.
-            async fn revoke_family_in(tx: &mut Tx, family: Family<'_>, column: &str) -> Result<(), sqlx::Error> {
-                let live = format!("{column} = $1 AND rotated_at IS NULL AND revoked = 0");
+            /// tokens are revoked after this, once every rotation that could add one has
+            /// committed.
+            async fn revoke_live_refresh(tx: &mut Tx, filter: &str, values: &[&str]) -> Result<(), sqlx::Error> {
+                let live = format!("{filter} AND rotated_at IS NULL AND revoked = 0");
                 let revoke = format!("UPDATE refresh_tokens SET revoked = 1 WHERE {live}");
                 let any_left = format!("SELECT 1 FROM refresh_tokens WHERE {live} LIMIT 1");
                 loop {
-                    let revoked = sqlx::query(&revoke).bind(family.id).execute(&mut **tx).await?.rows_affected();
-                    if revoked == 0 && sqlx::query(&any_left).bind(family.id).fetch_optional(&mut **tx).await?.is_none() {
-                        break;
+                    let mut update = sqlx::query(&revoke);
+                    for v in values {
+                        update = update.bind(*v);
+                    }
+                    if update.execute(&mut **tx).await?.rows_affected() > 0 {
+                        continue;
+                    }
+                    let mut check = sqlx::query(&any_left);
+                    for v in values {
+                        check = check.bind(*v);
+                    }
+                    if check.fetch_optional(&mut **tx).await?.is_none() {
+                        return Ok(());
                     }
                 }
+            }
+
+            /// Revokes `family`'s live refresh tokens, then its access tokens; `column` says
+            /// which tokens are the family's: `family_id`, or `code_hash` for tokens issued
+            /// from a code before migration 0008. Access tokens have no family index: they
+            /// are found among the tokens of the family's client and user.
+            async fn revoke_family_in(tx: &mut Tx, family: Family<'_>, column: &str) -> Result<(), sqlx::Error> {
+                revoke_live_refresh(tx, &format!("{column} = $1"), &[family.id]).await?;
                 let access = format!(
                     "UPDATE access_tokens SET revoked = 1 WHERE client_id = $1 AND user_id = $2 AND {column} = $3 AND revoked = 0"
                 );
@@ -653,11 +669,7 @@ macro_rules! impl_store {
                             .execute(&mut *tx)
                             .await
                             .map_err(db_err)?;
-                        sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE user_id = $1 AND revoked = 0")
-                            .bind(user_id)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_err)?;
+                        revoke_live_refresh(&mut tx, "user_id = $1", &[user_id]).await.map_err(db_err)?;
                         sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2")
                             .bind(user_id)
                             .bind(keep_session)
@@ -694,14 +706,7 @@ macro_rules! impl_store {
                             .execute(&mut *tx)
                             .await
                             .map_err(db_err)?;
-                        // Repeat until none is live, as revoke_until_none_live explains.
-                        while run("UPDATE refresh_tokens SET revoked = 1 WHERE user_id = $1 AND client_id = $2 AND revoked = 0")
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_err)?
-                            .rows_affected()
-                            > 0
-                        {}
+                        revoke_live_refresh(&mut tx, "user_id = $1 AND client_id = $2", &[user_id, client_id]).await.map_err(db_err)?;
                         run("UPDATE access_tokens SET revoked = 1 WHERE user_id = $1 AND client_id = $2 AND revoked = 0")
                             .execute(&mut *tx)
                             .await
@@ -856,6 +861,15 @@ macro_rules! impl_store {
                         Ok(())
                     })
                     .await
+                }
+
+                async fn revoke_refresh_token(&self, token_hash: &str) -> StoreResult<()> {
+                    sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE token_hash = $1")
+                        .bind(token_hash)
+                        .execute(self.writer())
+                        .await
+                        .map_err(db_err)?;
+                    Ok(())
                 }
 
                 async fn revoke_access_token(&self, token_hash: &str) -> StoreResult<()> {

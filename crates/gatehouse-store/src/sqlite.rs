@@ -149,7 +149,7 @@ impl SqliteStore {
     // token is looked up on the calling thread (see `direct_read`); clients and access
     // tokens are cached in front of this store (`CachedStore`).
     async fn lookup_refresh(&self, token_hash: &str) -> Option<StoreResult<Option<RefreshToken>>> {
-        self.direct.as_ref().map(|d| d.refresh_token(token_hash))
+        self.direct.as_ref().and_then(|d| d.refresh_token(token_hash))
     }
 
     async fn lookup_access(&self, _token_hash: &str) -> Option<StoreResult<Option<AccessTokenInfo>>> {

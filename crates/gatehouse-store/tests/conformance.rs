@@ -377,6 +377,10 @@ mod cases {
                     assert!(store.find_refresh_token(&missing).await.unwrap().is_none());
                     assert_eq!(store.find_client(&client_id).await.unwrap().expect("client").id, client_id);
                     assert!(store.find_client(&missing).await.unwrap().is_none());
+                    // A key no database can hold (PostgreSQL refuses NUL in text) is
+                    // simply not found, and fails none of the lookups beside it.
+                    assert!(store.find_client(&format!("{client_id}\0")).await.unwrap().is_none());
+                    assert!(store.find_access_token(&format!("{access}\0")).await.unwrap().is_none());
                 }));
             }
         }
@@ -410,6 +414,11 @@ mod cases {
             let next = issue(&c, &u, Some(&family.family_id), NOW + 3, None);
             assert_eq!(store.rotate_refresh_token(refresh, &next, NOW + 3).await.unwrap(), Rotation::NotLive);
         }
+        // A rotated token is left unrevoked by its family's revocation, and can be revoked alone.
+        let first = &issues[0].refresh.as_ref().unwrap().token_hash;
+        assert!(!store.find_refresh_token(first).await.unwrap().unwrap().revoked);
+        store.revoke_refresh_token(first).await.unwrap();
+        assert!(store.find_refresh_token(first).await.unwrap().unwrap().revoked);
         // Another grant of the same client and user is untouched.
         assert!(!store.find_access_token(&b.access.token_hash).await.unwrap().unwrap().token.revoked);
         assert!(refresh_live(&*store, &b.refresh.as_ref().unwrap().token_hash).await);

@@ -29,6 +29,10 @@ pub async fn refresh(
         if now - rotated_at > auth.policy.refresh_reuse_grace {
             tracing::warn!(client_id = %client.id, "rotated refresh token reused; revoking its family");
             auth.store.revoke_family(record.family()).await?;
+            // Then the token: presented again, it is refused as revoked instead of
+            // revoking the family once more (after the family, so that a crash between
+            // the two cannot leave the family live behind a revoked token).
+            auth.store.revoke_refresh_token(&hash).await?;
         }
         return Err(invalid());
     }

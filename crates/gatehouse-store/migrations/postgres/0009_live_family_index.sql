@@ -4,9 +4,15 @@
 -- for the thirty days it is kept, and each rotation added an entry beside its family's
 -- earlier ones, one more page written per rotation. Live tokens only: a rotation moves
 -- the family's one entry, and the index stays the size of the live families.
-DROP INDEX IF EXISTS refresh_tokens_family;
-CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id) WHERE rotated_at IS NULL AND revoked = 0;
 -- A family's access tokens are found among those of its client and user
--- (access_tokens_client_user), which is how every family is revoked: an index of their
--- own cost each rotation one more page.
+-- (access_tokens_client_user): an index of their own cost each rotation one more page.
+-- On a large database, build the new index beforehand without blocking writes (this
+-- migration then skips it), and drop the old ones the same way to avoid even their brief
+-- exclusive locks:
+--   CREATE INDEX CONCURRENTLY refresh_tokens_live_family ON refresh_tokens (family_id)
+--       WHERE rotated_at IS NULL AND revoked = 0;
+--   DROP INDEX CONCURRENTLY refresh_tokens_family;
+--   DROP INDEX CONCURRENTLY access_tokens_family;
+CREATE INDEX IF NOT EXISTS refresh_tokens_live_family ON refresh_tokens (family_id) WHERE rotated_at IS NULL AND revoked = 0;
+DROP INDEX IF EXISTS refresh_tokens_family;
 DROP INDEX IF EXISTS access_tokens_family;
