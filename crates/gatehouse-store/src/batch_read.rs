@@ -23,11 +23,13 @@ pub(crate) struct BatchedLookups<V> {
 
 impl<V: Clone + Send + 'static> BatchedLookups<V> {
     /// `queries` tasks, each running `fetch` for the keys waiting when it is free; `fetch`
-    /// returns the rows found, each with its key. The tasks end when this is dropped.
+    /// returns the rows found, each with its key and the value read from it (or why it
+    /// could not be read: that row's error, its key's alone). The tasks end when this is
+    /// dropped.
     pub fn start<F, Fut>(queries: usize, fetch: F) -> Self
     where
         F: Fn(Vec<String>) -> Fut + Clone + Send + Sync + 'static,
-        Fut: Future<Output = StoreResult<Vec<(String, V)>>> + Send + 'static,
+        Fut: Future<Output = StoreResult<Vec<(String, StoreResult<V>)>>> + Send + 'static,
     {
         let (queue, rx) = mpsc::channel(4 * MAX_KEYS);
         let rx = Arc::new(Mutex::new(rx));
@@ -54,7 +56,7 @@ async fn run<V, F, Fut>(rx: Arc<Mutex<mpsc::Receiver<Waiting<V>>>>, fetch: F)
 where
     V: Clone + Send + 'static,
     F: Fn(Vec<String>) -> Fut,
-    Fut: Future<Output = StoreResult<Vec<(String, V)>>> + Send + 'static,
+    Fut: Future<Output = StoreResult<Vec<(String, StoreResult<V>)>>> + Send + 'static,
 {
     let mut batch = Vec::with_capacity(MAX_KEYS);
     loop {
@@ -64,35 +66,25 @@ where
             return;
         }
         let keys = batch.iter().map(|(key, _)| key.clone()).collect();
-        match fetch_apart(&fetch, keys).await {
+        // A task of its own: should the query panic, its lookups get an error and this
+        // task goes on serving the next ones.
+        let fetched = tokio::spawn(fetch(keys)).await.unwrap_or_else(|e| Err(StoreError::Backend(format!("lookup failed: {e}"))));
+        match fetched {
             Ok(rows) => {
-                let found: HashMap<String, V> = rows.into_iter().collect();
+                let found: HashMap<String, StoreResult<V>> = rows.into_iter().collect();
                 for (key, answer) in batch.drain(..) {
-                    let _ = answer.send(Ok(found.get(&key).cloned()));
+                    let _ = answer.send(found.get(&key).cloned().transpose());
                 }
             }
-            // One key's error must not become its neighbours': each is asked again alone.
-            Err(e) if batch.len() == 1 => {
-                let (_, answer) = batch.pop().expect("one");
-                let _ = answer.send(Err(e));
-            }
-            Err(_) => {
-                for (key, answer) in batch.drain(..) {
-                    let alone = fetch_apart(&fetch, vec![key]).await;
-                    let _ = answer.send(alone.map(|rows| rows.into_iter().next().map(|(_, v)| v)));
+            // The query as a whole failed (the database is down, say): every lookup in it
+            // gets the error. Not asked again key by key, which would hold this task for a
+            // pool timeout per key and send the database more queries when it can least
+            // take them.
+            Err(e) => {
+                for (_, answer) in batch.drain(..) {
+                    let _ = answer.send(Err(e.clone()));
                 }
             }
         }
     }
-}
-
-/// Runs one query as a task of its own: should it panic, its lookups get an error and
-/// this task goes on serving the next ones.
-async fn fetch_apart<V, F, Fut>(fetch: &F, keys: Vec<String>) -> StoreResult<Vec<(String, V)>>
-where
-    F: Fn(Vec<String>) -> Fut,
-    Fut: Future<Output = StoreResult<Vec<(String, V)>>> + Send + 'static,
-    V: Send + 'static,
-{
-    tokio::spawn(fetch(keys)).await.unwrap_or_else(|e| Err(StoreError::Backend(format!("lookup failed: {e}"))))
 }

@@ -27,22 +27,24 @@ pub struct PgStore {
 /// Queries in flight at once per kind of lookup.
 const LOOKUP_QUERIES: usize = 2;
 
-/// Starts batched lookups of `table`'s rows by `key`: `select` is the query up to its
-/// WHERE clause, `map` makes a value of a row, `key_of` names it.
+/// Starts batched lookups of rows by their key: `select` is the query up to its WHERE
+/// clause, `key` the key's column as the WHERE clause names it and `column` as the row
+/// does, `map` makes a value of a row.
 fn batched<V: Clone + Send + 'static>(
     pool: &Pool<Postgres>,
     select: String,
-    key: &'static str,
+    (key, column): (&'static str, &'static str),
     map: fn(&sqlx::postgres::PgRow) -> Result<V, sqlx::Error>,
-    key_of: fn(&V) -> String,
 ) -> BatchedLookups<V> {
     let sql: std::sync::Arc<str> = format!("{select} WHERE {key} = ANY($1)").into();
     let pool = pool.clone();
     BatchedLookups::start(LOOKUP_QUERIES, move |keys: Vec<String>| {
         let (pool, sql) = (pool.clone(), sql.clone());
         async move {
+            use sqlx::Row;
             let rows = sqlx::query(&sql).bind(keys).fetch_all(&pool).await.map_err(db_err)?;
-            rows.iter().map(|r| map(r).map(|v| (key_of(&v), v))).collect::<Result<_, _>>().map_err(db_err)
+            // A row that cannot be read is its own key's error, not its neighbours'.
+            Ok(rows.iter().filter_map(|r| Some((r.try_get(column).ok()?, map(r).map_err(db_err)))).collect())
         }
     })
 }
@@ -72,11 +74,11 @@ impl PgStore {
         // had PostgreSQL spend its CPU on round trips and commits. One writer task: two
         // or four at once were slower (smaller batches, more statements).
         let tokens = TokenWriter::on_task(store_impl::Batches(pool.clone()));
-        let access = batched(&pool, store_impl::ACCESS_SELECT.into(), "a.token_hash", store_impl::access, |a| a.token.token_hash.clone());
+        let access = batched(&pool, store_impl::ACCESS_SELECT.into(), ("a.token_hash", "token_hash"), store_impl::access);
         let refresh_select = format!("SELECT {} FROM refresh_tokens", store_impl::REFRESH_COLS);
-        let refresh = batched(&pool, refresh_select, "token_hash", store_impl::refresh, |r| r.token_hash.clone());
+        let refresh = batched(&pool, refresh_select, ("token_hash", "token_hash"), store_impl::refresh);
         let client_select = format!("SELECT {} FROM clients", store_impl::CLIENT_COLS);
-        let clients = batched(&pool, client_select, "id", store_impl::client, |c| c.id.clone());
+        let clients = batched(&pool, client_select, ("id", "id"), store_impl::client);
         Ok(PgStore { pool, rates, tokens, access, refresh, clients })
     }
 

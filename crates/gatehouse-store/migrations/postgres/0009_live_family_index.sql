@@ -13,6 +13,8 @@
 --       WHERE rotated_at IS NULL AND revoked = 0;
 --   DROP INDEX CONCURRENTLY refresh_tokens_family;
 --   DROP INDEX CONCURRENTLY access_tokens_family;
+-- A CREATE INDEX CONCURRENTLY that failed leaves an invalid index under its name, which
+-- this migration would then skip: check that pg_index.indisvalid is true for it first.
 CREATE INDEX IF NOT EXISTS refresh_tokens_live_family ON refresh_tokens (family_id) WHERE rotated_at IS NULL AND revoked = 0;
 DROP INDEX IF EXISTS refresh_tokens_family;
 DROP INDEX IF EXISTS access_tokens_family;
