@@ -9,8 +9,12 @@ use reqwest::StatusCode;
 use crate::common::*;
 
 async fn two_instances(db: &PgDatabase) -> (TestServer, TestServer) {
-    let a = TestServer::start_on(Some(&db.url), Policy::default(), ServerConfig::default()).await;
-    let b = TestServer::start_on(Some(&db.url), Policy::default(), ServerConfig::default()).await;
+    two_instances_with(db, ServerConfig::default).await
+}
+
+async fn two_instances_with(db: &PgDatabase, config: impl Fn() -> ServerConfig) -> (TestServer, TestServer) {
+    let a = TestServer::start_on(Some(&db.url), Policy::default(), config()).await;
+    let b = TestServer::start_on(Some(&db.url), Policy::default(), config()).await;
     (a, b)
 }
 
@@ -119,16 +123,21 @@ async fn instances_starting_at_once_migrate_one_database_safely() {
     assert_eq!(applied, known);
 }
 
+/// Two instances on `db` sharing an API budget of six requests per `window` seconds: the
+/// first (with a registered app) as a fixture, the second, and a user token of the app.
+async fn two_instances_with_api_budget(db: &PgDatabase, window: i64) -> (Fixture, TestServer, String) {
+    let budget = gatehouse_core::model::RateBudget { capacity: 6, window };
+    let limits = gatehouse_server::RateLimits { api: budget, shared: true, ..Default::default() };
+    let (a, b) = two_instances_with(db, || ServerConfig { rate_limits: limits.clone(), ..Default::default() }).await;
+    let f = Fixture::with(a).await;
+    let t = s(&f.tokens("").await, "access_token");
+    (f, b, t)
+}
+
 #[tokio::test]
 async fn the_api_budget_holds_across_instances() {
     let Some(db) = PgDatabase::create().await else { return };
-    let budget = gatehouse_core::model::RateBudget { capacity: 6, window: 60 };
-    let limits = gatehouse_server::RateLimits { api: budget, shared: true, ..Default::default() };
-    let config = || ServerConfig { rate_limits: limits.clone(), ..Default::default() };
-    let a = TestServer::start_on(Some(&db.url), Policy::default(), config()).await;
-    let b = TestServer::start_on(Some(&db.url), Policy::default(), config()).await;
-    let f = Fixture::with(a).await;
-    let t = s(&f.tokens("").await, "access_token");
+    let (f, b, t) = two_instances_with_api_budget(&db, 60).await;
     let http = f.server.http();
     let mut statuses = Vec::new();
     for i in 0..8 {
@@ -144,13 +153,7 @@ async fn concurrent_requests_share_the_budget_exactly() {
     // Requests arriving together at one instance are taken from the bucket together;
     // each must still be told as if it had been taken alone.
     let Some(db) = PgDatabase::create().await else { return };
-    let budget = gatehouse_core::model::RateBudget { capacity: 6, window: 3600 };
-    let limits = gatehouse_server::RateLimits { api: budget, shared: true, ..Default::default() };
-    let config = || ServerConfig { rate_limits: limits.clone(), ..Default::default() };
-    let a = TestServer::start_on(Some(&db.url), Policy::default(), config()).await;
-    let b = TestServer::start_on(Some(&db.url), Policy::default(), config()).await;
-    let f = Fixture::with(a).await;
-    let t = s(&f.tokens("").await, "access_token");
+    let (f, b, t) = two_instances_with_api_budget(&db, 3600).await;
     let http = f.server.http();
     let calls = (0..24).map(|i| {
         let base = if i % 3 == 0 { b.base.clone() } else { f.server.base.clone() };
