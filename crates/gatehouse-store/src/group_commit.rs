@@ -104,6 +104,18 @@ impl TokenWriter {
     }
 }
 
+/// Jobs whose answers nobody waits for, for tests that hand a batch to a writer.
+#[cfg(test)]
+impl Pending {
+    pub(crate) fn unanswered_grant(issue: TokenIssue, caps: RefreshCaps, now: i64) -> Pending {
+        Pending::Grant(Grant { issue, caps, now, done: oneshot::channel().0 })
+    }
+
+    pub(crate) fn unanswered_claim(claim: Claim) -> Pending {
+        Pending::Claim(ClaimJob { claim, done: oneshot::channel().0 })
+    }
+}
+
 fn stopped() -> StoreError {
     StoreError::Backend("token writer stopped".into())
 }

@@ -9,6 +9,7 @@ mod batch_read;
 mod direct_read;
 mod group_commit;
 mod sql_store;
+mod sqlite_batch;
 pub mod postgres;
 pub mod sqlite;
 

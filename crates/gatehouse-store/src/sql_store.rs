@@ -50,6 +50,17 @@ where
     }
 }
 
+/// The start of a new access token's INSERT; its values are bound in this order by
+/// `insert_access_rows` and, on SQLite, by `sqlite_batch`.
+pub(crate) const INSERT_ACCESS: &str = "INSERT INTO access_tokens (token_hash, client_id, user_id, scopes, \
+    created_at, expires_at, family_id, code_hash, revoked) ";
+/// The same for a new (live, unrotated) refresh token.
+pub(crate) const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, \
+    scopes, created_at, expires_at, rotated_at, revoked, code_hash) ";
+/// A refresh rotation's claim: `$1` the old token's key, `$2` the time.
+pub(crate) const ROTATE: &str =
+    "UPDATE refresh_tokens SET rotated_at = $2 WHERE token_hash = $1 AND rotated_at IS NULL AND revoked = 0";
+
 /// A single-use step and what it pays for: the conditional UPDATE `sql` (binding `key`,
 /// then `at` if given) is the one point where concurrent attempts are decided, as only
 /// one of them sees a row change; the winner's tokens are stored in the same
@@ -217,10 +228,7 @@ macro_rules! impl_store {
             pub(crate) fn insert_access_rows<'a>(
                 tokens: impl IntoIterator<Item = &'a AccessToken>,
             ) -> sqlx::QueryBuilder<'a, $Db> {
-                let mut insert = sqlx::QueryBuilder::new(
-                    "INSERT INTO access_tokens (token_hash, client_id, user_id, scopes, created_at, \
-                     expires_at, family_id, code_hash, revoked) ",
-                );
+                let mut insert = sqlx::QueryBuilder::new(crate::sql_store::INSERT_ACCESS);
                 insert.push_values(tokens, |mut row, a| {
                     row.push_bind(&a.token_hash)
                         .push_bind(&a.client_id)
@@ -239,10 +247,7 @@ macro_rules! impl_store {
             pub(crate) fn insert_refresh_rows<'a>(
                 tokens: impl IntoIterator<Item = &'a RefreshToken>,
             ) -> sqlx::QueryBuilder<'a, $Db> {
-                let mut insert = sqlx::QueryBuilder::new(
-                    "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scopes, \
-                     created_at, expires_at, rotated_at, revoked, code_hash) ",
-                );
+                let mut insert = sqlx::QueryBuilder::new(crate::sql_store::INSERT_REFRESH);
                 insert.push_values(tokens, |mut row, r| {
                     row.push_bind(&r.token_hash)
                         .push_bind(&r.family_id)
@@ -850,7 +855,7 @@ macro_rules! impl_store {
 
                 async fn rotate_refresh_token(&self, old_hash: &str, issue: &TokenIssue, now: i64) -> StoreResult<Rotation> {
                     let claim = crate::sql_store::Claim {
-                        sql: "UPDATE refresh_tokens SET rotated_at = $2 WHERE token_hash = $1 AND rotated_at IS NULL AND revoked = 0",
+                        sql: crate::sql_store::ROTATE,
                         key: old_hash.to_string(),
                         at: Some(now),
                         issue: issue.clone(),

@@ -82,10 +82,19 @@ impl SqliteStore {
             .pragma("journal_size_limit", "67108864")
             .busy_timeout(Duration::from_secs(10));
         let cannot_open = |e: sqlx::Error| format!("cannot open SQLite database {path:?}: {e}");
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await.map_err(cannot_open)?;
+        // No ping before each use (a hand-off to the connection's thread and back): a
+        // connection to a local file does not go stale, and sqlx still pings each one
+        // as it comes back to the pool.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .connect_with(opts.clone())
+            .await
+            .map_err(cannot_open)?;
         MIGRATOR.run(&writer).await.map_err(|e| format!("migrating {path:?} failed: {e}"))?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .connect_with(opts.clone().read_only(true))
             .await
             .map_err(cannot_open)?;
@@ -103,7 +112,7 @@ impl SqliteStore {
                 Some(DirectReads::open(file, threads).map_err(|e| format!("cannot open SQLite database {path:?}: {e}"))?)
             }
         };
-        let tokens = TokenWriter::on_thread(store_impl::Batches(writer.clone())).map_err(|e| format!("cannot start the SQLite writer: {e}"))?;
+        let tokens = TokenWriter::on_thread(crate::sqlite_batch::SqliteBatches::new(writer.clone())).map_err(|e| format!("cannot start the SQLite writer: {e}"))?;
         Ok(SqliteStore { reader, writer, tokens, direct, checkpointer: start_checkpointer(checkpoints) })
     }
 
@@ -122,7 +131,7 @@ impl SqliteStore {
         &self.reader
     }
 
-    fn writer(&self) -> &Pool<Sqlite> {
+    pub(crate) fn writer(&self) -> &Pool<Sqlite> {
         &self.writer
     }
 

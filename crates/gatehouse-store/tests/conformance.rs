@@ -105,6 +105,7 @@ on_every_backend!(
     access_tokens_join_their_user,
     concurrent_lookups_each_get_their_own_row,
     refresh_rotation_has_one_winner_under_concurrency,
+    concurrent_rotations_store_their_tokens_and_a_bad_one_fails_alone,
     revoking_a_family_revokes_its_access_tokens,
     replayed_code_revokes_its_tokens,
     caps_evict_the_oldest_live_refresh_tokens,
@@ -348,6 +349,60 @@ mod cases {
         let rotated = store.find_refresh_token(&old.token_hash).await.unwrap().unwrap();
         assert_eq!(rotated.rotated_at, Some(NOW + 1));
         assert!(refresh_live(&*store, &winners[0]).await);
+    }
+
+    /// Rotations of many families at once, with app tokens among them (one batch on the
+    /// group commit): each stores its tokens as given, and one whose new access token
+    /// repeats a stored one fails alone, leaving its old token live.
+    pub async fn concurrent_rotations_store_their_tokens_and_a_bad_one_fails_alone(store: Arc<dyn Store>) {
+        let u = user(&*store, "alice").await;
+        let c = client(&*store, &u, "App").await;
+        let taken = issue(&c, &u, None, NOW, None);
+        store.insert_tokens(&taken, CAPS, NOW).await.unwrap();
+        let mut tasks = Vec::new();
+        for n in 0..60 {
+            let first = issue(&c, &u, None, NOW, Some(&random_token(30)));
+            // Caps high enough that no family's token is evicted.
+            store.insert_tokens(&first, RefreshCaps { per_client_user: 100, per_user: 100 }, NOW).await.unwrap();
+            let old = first.refresh.unwrap();
+            let mut next = issue(&c, &u, Some(&old.family_id), NOW + 2, old.code_hash.as_deref());
+            if n == 30 {
+                next.access.token_hash = taken.access.token_hash.clone();
+            }
+            next.refresh.as_mut().unwrap().expires_at = Some(NOW + 90 + n);
+            let (store, app) = (store.clone(), TokenIssue { refresh: None, ..issue(&c, &u, None, NOW, None) });
+            tasks.push(tokio::spawn(async move {
+                let rotated = store.rotate_refresh_token(&old.token_hash, &next, NOW + 1).await;
+                store.insert_tokens(&app, CAPS, NOW).await.unwrap();
+                (n == 30, rotated, old, next, app)
+            }));
+        }
+        let mut failures = 0;
+        for t in tasks {
+            let (bad, rotated, old, next, app) = t.await.unwrap();
+            assert!(store.find_access_token(&app.access.token_hash).await.unwrap().is_some());
+            let new_refresh = next.refresh.as_ref().unwrap();
+            if bad {
+                assert!(matches!(rotated, Err(StoreError::Conflict(_))), "{rotated:?}");
+                assert!(refresh_live(&*store, &old.token_hash).await, "a failed rotation leaves the old token live");
+                assert!(store.find_refresh_token(&new_refresh.token_hash).await.unwrap().is_none());
+                failures += 1;
+                continue;
+            }
+            assert_eq!(rotated.unwrap(), Rotation::Rotated);
+            assert_eq!(store.find_refresh_token(&old.token_hash).await.unwrap().unwrap().rotated_at, Some(NOW + 1));
+            let a = store.find_access_token(&next.access.token_hash).await.unwrap().unwrap().token;
+            assert_eq!(
+                (a.client_id, a.user_id, a.scopes, a.created_at, a.expires_at, a.family_id, a.code_hash, a.revoked),
+                (c.id.clone(), Some(u.id.clone()), scopes("user_read"), NOW + 2, NOW + 2 + 3600, Some(old.family_id.clone()), old.code_hash.clone(), false)
+            );
+            let r = store.find_refresh_token(&new_refresh.token_hash).await.unwrap().unwrap();
+            assert_eq!(
+                (&r.family_id, &r.client_id, &r.user_id, &r.scopes, r.created_at, r.expires_at, r.rotated_at, r.revoked, &r.code_hash),
+                (&old.family_id, &c.id, &u.id, &scopes("user_read"), NOW + 2, new_refresh.expires_at, None, false, &old.code_hash)
+            );
+        }
+        assert_eq!(failures, 1);
     }
 
     /// Lookups made at once (batched into one query on PostgreSQL) each get their own

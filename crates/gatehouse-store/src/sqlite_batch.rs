@@ -1,0 +1,363 @@
+//! The group commit's writer on SQLite, for batches of refresh rotations. sqlx runs each
+//! statement on its connection's own thread, so a batch of five statements was five
+//! hand-offs to that thread and back, and rows came back one hand-off at a time: under
+//! the refresh load the two threads switched some thirty times a batch. Such batches
+//! (rotations, and app tokens beside them) therefore run on the writer's own thread,
+//! through the same connection's SQLite handle, borrowed from sqlx for the length of one
+//! transaction: two hand-offs a batch (the borrow, and sqlx's check of the connection
+//! as it goes back to its pool). Anything else (grants that check the refresh caps,
+//! code and device redemptions) goes the general way (`store_impl::write_batch`). Same
+//! connection, same `synchronous=FULL`: a batch is on disk before anyone is answered.
+
+use std::sync::LazyLock;
+
+use gatehouse_core::error::StoreError;
+use gatehouse_core::model::{AccessToken, RefreshToken};
+use rusqlite::{ffi, named_params, params, Connection};
+use sqlx::{Pool, Sqlite};
+
+use crate::group_commit::{BatchError, Pending, WriteBatch};
+use crate::sql_store::{db_err, INSERT_ACCESS, INSERT_REFRESH, ROTATE};
+use crate::sqlite::store_impl;
+
+pub(crate) struct SqliteBatches {
+    pool: Pool<Sqlite>,
+    general: store_impl::Batches,
+}
+
+impl SqliteBatches {
+    pub fn new(pool: Pool<Sqlite>) -> Self {
+        SqliteBatches {
+            general: store_impl::Batches(pool.clone()),
+            pool,
+        }
+    }
+}
+
+/// App tokens and refresh rotations: the jobs this writer does itself.
+fn simple(p: &Pending) -> bool {
+    match p {
+        Pending::Grant(g) => g.issue.refresh.is_none(),
+        Pending::Claim(c) => c.claim.caps.is_none() && c.claim.sql == ROTATE,
+    }
+}
+
+impl WriteBatch for SqliteBatches {
+    async fn write(&self, batch: &[Pending]) -> Result<Vec<bool>, BatchError> {
+        // App tokens alone are one multi-row INSERT that commits by itself, one hand-off
+        // already, and sqlx keeps it prepared; here each batch prepares its statements.
+        let rotations = batch.iter().any(|p| matches!(p, Pending::Claim(_)));
+        if !rotations || !batch.iter().all(simple) {
+            return self.general.write(batch).await;
+        }
+        let mut conn = self.pool.acquire().await.map_err(db_err)?;
+        let mut locked = conn.lock_handle().await.map_err(db_err)?;
+        // SAFETY: the handle is sqlx's open connection, and `locked` keeps its thread off
+        // it until dropped. `db` does not own it (it is not closed on drop), is dropped
+        // before `locked`, and finalizes the statements it prepared on drop (sqlx panics
+        // closing a connection with statements left). rusqlite's `hooks` feature must
+        // stay off: with it, dropping `db` would clear sqlx's hooks on the connection.
+        let db = unsafe { Connection::from_handle(locked.as_raw_handle().as_ptr()) }
+            .map_err(|e| BatchError::from(store_err(e)))?;
+        let result = write_in_transaction(&db, batch);
+        // Only if even ROLLBACK failed: a connection inside a transaction must not go
+        // back to the pool, where sqlx would take it for an idle one.
+        let stuck = !db.is_autocommit();
+        drop(db);
+        drop(locked);
+        if stuck {
+            conn.close_on_drop();
+        }
+        result
+    }
+}
+
+/// One transaction for the batch, in arrival order; for each job, whether it won.
+/// Whatever happens, the connection is handed back with no transaction open.
+fn write_in_transaction(db: &Connection, batch: &[Pending]) -> Result<Vec<bool>, BatchError> {
+    db.execute_batch("BEGIN IMMEDIATE")
+        .map_err(|e| BatchError::from(store_err(e)))?;
+    let open = OpenTransaction(db);
+    let won = write_jobs(db, batch).map_err(|e| BatchError::from(store_err(e)))?;
+    // A COMMIT that failed with the transaction still open did not happen (the guard
+    // rolls it back); one that SQLite ended itself (an I/O error, a full disk) may or may
+    // not have reached the disk, so its jobs are not run again.
+    db.execute_batch("COMMIT").map_err(|e| BatchError {
+        error: store_err(e),
+        rolled_back: !db.is_autocommit(),
+    })?;
+    drop(open);
+    Ok(won)
+}
+
+fn write_jobs(db: &Connection, batch: &[Pending]) -> rusqlite::Result<Vec<bool>> {
+    let mut won = vec![false; batch.len()];
+    for (i, p) in batch.iter().enumerate() {
+        match p {
+            Pending::Grant(g) => {
+                insert_access(db, &g.issue.access)?;
+                won[i] = true;
+            }
+            Pending::Claim(c) => {
+                // Of two rotations of one token, the first in the batch changes the row.
+                let at = c.claim.at.unwrap_or(c.claim.now);
+                let changed = db
+                    .prepare_cached(ROTATE)?
+                    .execute(named_params! { "$1": c.claim.key, "$2": at })?;
+                if changed == 1 {
+                    insert_access(db, &c.claim.issue.access)?;
+                    if let Some(refresh) = &c.claim.issue.refresh {
+                        insert_refresh(db, refresh)?;
+                    }
+                    won[i] = true;
+                }
+            }
+        }
+    }
+    Ok(won)
+}
+
+/// Rolls back on drop if a transaction is still open: an error, or a panic, part-way.
+struct OpenTransaction<'a>(&'a Connection);
+
+impl Drop for OpenTransaction<'_> {
+    fn drop(&mut self) {
+        if !self.0.is_autocommit() {
+            if let Err(e) = self.0.execute_batch("ROLLBACK") {
+                tracing::error!(error = %e, "cannot roll back a failed token batch");
+            }
+        }
+    }
+}
+
+// The values in `INSERT_ACCESS`'s and `INSERT_REFRESH`'s column order, as
+// `insert_access_rows` and `insert_refresh_rows` bind them.
+fn insert_access(db: &Connection, a: &AccessToken) -> rusqlite::Result<()> {
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| format!("{INSERT_ACCESS}VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)"));
+    db.prepare_cached(&SQL)?.execute(params![
+        a.token_hash,
+        a.client_id,
+        a.user_id,
+        a.scopes.to_space_separated(),
+        a.created_at,
+        a.expires_at,
+        a.family_id,
+        a.code_hash
+    ])?;
+    Ok(())
+}
+
+fn insert_refresh(db: &Connection, r: &RefreshToken) -> rusqlite::Result<()> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!("{INSERT_REFRESH}VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, 0, ?8)")
+    });
+    db.prepare_cached(&SQL)?.execute(params![
+        r.token_hash,
+        r.family_id,
+        r.client_id,
+        r.user_id,
+        r.scopes.to_space_separated(),
+        r.created_at,
+        r.expires_at,
+        r.code_hash
+    ])?;
+    Ok(())
+}
+
+/// As `db_err` has it for sqlx: a duplicate key is a conflict, anything else the
+/// backend's. The conflict names no table or column: its text can reach a client.
+fn store_err(e: rusqlite::Error) -> StoreError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.extended_code,
+                ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            ) =>
+        {
+            StoreError::Conflict("unique".into())
+        }
+        _ => StoreError::Backend(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gatehouse_core::policy::RefreshCaps;
+    use gatehouse_core::scope::ScopeSet;
+    use gatehouse_core::secret::random_token;
+    use gatehouse_core::store::{Store, TokenIssue};
+
+    use super::*;
+    use crate::sql_store::Claim;
+    use crate::SqliteStore;
+
+    const NOW: i64 = 1_800_000_000;
+    const CAPS: RefreshCaps = RefreshCaps {
+        per_client_user: 100,
+        per_user: 100,
+    };
+
+    fn issue(family: &str, created_at: i64) -> TokenIssue {
+        TokenIssue {
+            access: AccessToken {
+                token_hash: random_token(64),
+                client_id: "c".into(),
+                user_id: Some("u".into()),
+                scopes: ScopeSet::from_stored("user_read"),
+                created_at,
+                expires_at: created_at + 3600,
+                family_id: Some(family.into()),
+                code_hash: Some(family.into()),
+                revoked: false,
+            },
+            refresh: Some(RefreshToken {
+                token_hash: random_token(64),
+                family_id: family.into(),
+                client_id: "c".into(),
+                user_id: "u".into(),
+                scopes: ScopeSet::from_stored("user_read"),
+                created_at,
+                expires_at: Some(created_at + 7200),
+                rotated_at: None,
+                revoked: false,
+                code_hash: Some(family.into()),
+            }),
+        }
+    }
+
+    fn app_token() -> Pending {
+        let access = AccessToken {
+            user_id: None,
+            family_id: None,
+            code_hash: None,
+            ..issue("-", NOW).access
+        };
+        Pending::unanswered_grant(
+            TokenIssue {
+                access,
+                refresh: None,
+            },
+            CAPS,
+            NOW,
+        )
+    }
+
+    fn rotation(old: &TokenIssue, next: &TokenIssue, at: i64) -> Pending {
+        let key = old.refresh.as_ref().unwrap().token_hash.clone();
+        let claim = Claim {
+            sql: ROTATE,
+            key,
+            at: Some(at),
+            issue: next.clone(),
+            caps: None,
+            now: at,
+        };
+        Pending::unanswered_claim(claim)
+    }
+
+    fn access_hash(p: &Pending) -> &str {
+        match p {
+            Pending::Grant(g) => &g.issue.access.token_hash,
+            Pending::Claim(c) => &c.claim.issue.access.token_hash,
+        }
+    }
+
+    async fn rotated_at(store: &SqliteStore, i: &TokenIssue) -> Option<i64> {
+        store
+            .find_refresh_token(&i.refresh.as_ref().unwrap().token_hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .rotated_at
+    }
+
+    /// A batch on this writer: each rotation at its own time, the first of two of one
+    /// token winning, app tokens beside them; a bad job rolls the batch back whole and
+    /// leaves the connection fit for the next.
+    #[tokio::test]
+    async fn rotations_and_app_tokens_in_one_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("t.db").to_str().unwrap())
+            .await
+            .unwrap();
+        for sql in [
+            "INSERT INTO users (id, login, email, password_hash, created_at) VALUES ('u', 'alice', 'a@example.com', 'x', 0)",
+            "INSERT INTO clients (id, name, owner_user_id, category, kind, allow_implicit, redirect_uris, created_at) \
+             VALUES ('c', 'App', 'u', 'Other', 'confidential', 0, '[]', 0)",
+        ] {
+            sqlx::query(sql).execute(store.writer()).await.unwrap();
+        }
+        let [a, b, c] = ["fa", "fb", "fc"].map(|f| issue(f, NOW));
+        for i in [&a, &b, &c] {
+            store.insert_tokens(i, CAPS, NOW).await.unwrap();
+        }
+        let writer = SqliteBatches::new(store.writer().clone());
+
+        let (x, y, z) = (
+            issue("fa", NOW + 1),
+            issue("fa", NOW + 2),
+            issue("fb", NOW + 3),
+        );
+        let batch = [
+            rotation(&a, &x, NOW + 1),
+            rotation(&a, &y, NOW + 2),
+            app_token(),
+            rotation(&b, &z, NOW + 3),
+        ];
+        let won = writer.write(&batch).await.map_err(|e| e.error).unwrap();
+        assert_eq!(won, [true, false, true, true]);
+        assert_eq!(
+            (rotated_at(&store, &a).await, rotated_at(&store, &b).await),
+            (Some(NOW + 1), Some(NOW + 3))
+        );
+        for (p, stored) in batch.iter().zip([true, false, true, true]) {
+            assert_eq!(
+                store
+                    .find_access_token(access_hash(p))
+                    .await
+                    .unwrap()
+                    .is_some(),
+                stored
+            );
+        }
+        assert_eq!(rotated_at(&store, &x).await, None);
+        assert!(store
+            .find_refresh_token(&y.refresh.as_ref().unwrap().token_hash)
+            .await
+            .unwrap()
+            .is_none());
+
+        // A new access token that repeats a stored one's key: nothing of the batch stays.
+        let mut bad = issue("fc", NOW + 4);
+        bad.access.token_hash = x.access.token_hash.clone();
+        let batch = [app_token(), rotation(&c, &bad, NOW + 4)];
+        match writer.write(&batch).await {
+            Err(BatchError {
+                error: StoreError::Conflict(what),
+                rolled_back: true,
+            }) => assert_eq!(what, "unique"),
+            Err(e) => panic!("unexpected {} (rolled back: {})", e.error, e.rolled_back),
+            Ok(won) => panic!("the batch was written: {won:?}"),
+        }
+        assert_eq!(rotated_at(&store, &c).await, None);
+        assert!(store
+            .find_access_token(access_hash(&batch[0]))
+            .await
+            .unwrap()
+            .is_none());
+
+        let good = issue("fc", NOW + 5);
+        let batch = [rotation(&c, &good, NOW + 5), app_token()];
+        assert_eq!(
+            writer.write(&batch).await.map_err(|e| e.error).unwrap(),
+            [true, true]
+        );
+        assert_eq!(rotated_at(&store, &c).await, Some(NOW + 5));
+        assert!(store
+            .find_access_token(access_hash(&batch[1]))
+            .await
+            .unwrap()
+            .is_some());
+    }
+}
