@@ -93,14 +93,14 @@ impl TokenWriter {
         let (done, answer) = oneshot::channel();
         let pending = Pending::Grant(Grant { issue: issue.clone(), caps, now, done });
         self.queue.send(pending).await.map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        answer.await.map_err(|_| unanswered())?
     }
 
     /// Carries out `claim` in the next batch; true if it won.
     pub async fn claim(&self, claim: Claim) -> Result<bool, StoreError> {
         let (done, answer) = oneshot::channel();
         self.queue.send(Pending::Claim(ClaimJob { claim, done })).await.map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        answer.await.map_err(|_| unanswered())?
     }
 }
 
@@ -120,6 +120,11 @@ fn stopped() -> StoreError {
     StoreError::Backend("token writer stopped".into())
 }
 
+/// The batch holding the write ended without an answer (it panicked, see `run`).
+fn unanswered() -> StoreError {
+    StoreError::Backend("token batch failed".into())
+}
+
 impl Pending {
     /// Hands the caller its outcome: `won` for a claim (grants have none).
     fn answer(self, result: Result<bool, StoreError>) {
@@ -135,9 +140,25 @@ impl Pending {
 }
 
 async fn run(writer: impl WriteBatch, mut rx: mpsc::Receiver<Pending>) {
+    let writer = std::sync::Arc::new(writer);
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        write_and_answer(&writer, &mut batch).await;
+        // Each batch is a task of its own, so that a panic in it (a bug) ends that batch
+        // only: its callers' answers are dropped, which they hear as an error, and the
+        // writer goes on with the next batch instead of failing every write after it.
+        let writer = writer.clone();
+        let mut jobs = std::mem::take(&mut batch);
+        let written = tokio::spawn(async move {
+            write_and_answer(&*writer, &mut jobs).await;
+            jobs
+        });
+        match written.await {
+            Ok(emptied) => batch = emptied,
+            Err(e) => {
+                tracing::error!(error = %e, "a token batch failed; its writes were answered with an error");
+                batch = Vec::with_capacity(MAX_BATCH);
+            }
+        }
     }
 }
 
@@ -162,6 +183,55 @@ async fn write_and_answer(writer: &impl WriteBatch, batch: &mut Vec<Pending>) {
                 let result = retrying(|| async { writer.write(one).await.map(|o| o[0]).map_err(|e| e.error) }).await;
                 p.answer(result);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use gatehouse_core::model::AccessToken;
+    use gatehouse_core::scope::ScopeSet;
+
+    use super::*;
+
+    /// Panics on its first batch (a bug, say) and writes every later one.
+    struct PanicsOnce(AtomicBool);
+
+    impl WriteBatch for PanicsOnce {
+        async fn write(&self, batch: &[Pending]) -> Result<Vec<bool>, BatchError> {
+            if !self.0.swap(true, Ordering::SeqCst) {
+                panic!("a bug in the batch");
+            }
+            Ok(vec![true; batch.len()])
+        }
+    }
+
+    fn app_token() -> TokenIssue {
+        let access = AccessToken {
+            token_hash: "k".into(),
+            client_id: "c".into(),
+            user_id: None,
+            scopes: ScopeSet::from_stored(""),
+            created_at: 0,
+            expires_at: 1,
+            family_id: None,
+            code_hash: None,
+            revoked: false,
+        };
+        TokenIssue { access, refresh: None }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_that_panics_fails_its_callers_and_the_writer_goes_on() {
+        let caps = RefreshCaps { per_client_user: 1, per_user: 1 };
+        for writer in [
+            TokenWriter::on_thread(PanicsOnce(AtomicBool::new(false))).unwrap(),
+            TokenWriter::on_task(PanicsOnce(AtomicBool::new(false))),
+        ] {
+            assert!(writer.insert(&app_token(), caps, 0).await.is_err());
+            writer.insert(&app_token(), caps, 0).await.unwrap();
         }
     }
 }
