@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use gatehouse_core::error::StoreError;
 use gatehouse_core::model::RefreshToken;
 use gatehouse_core::scope::ScopeSet;
 use gatehouse_core::store::StoreResult;
@@ -49,7 +48,7 @@ impl DirectReads {
         };
         match read(&conn) {
             Err(e) if matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)) => None,
-            result => Some(result.map_err(|e| StoreError::Backend(e.to_string()))),
+            result => Some(result.map_err(crate::sql_store::rusqlite_err)),
         }
     }
 

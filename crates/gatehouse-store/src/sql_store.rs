@@ -28,6 +28,19 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// The same for rusqlite (SQLite's direct reads and batch writer). The conflict names no
+/// table or column: its text can reach a client.
+pub(crate) fn rusqlite_err(e: rusqlite::Error) -> StoreError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.extended_code, rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY) =>
+        {
+            StoreError::Conflict("unique".into())
+        }
+        _ => StoreError::Backend(e.to_string()),
+    }
+}
+
 const ATTEMPTS: u32 = 5;
 
 /// Runs a write transaction again when it failed on a transient conflict, with a short

@@ -11,13 +11,12 @@
 
 use std::sync::LazyLock;
 
-use gatehouse_core::error::StoreError;
 use gatehouse_core::model::{AccessToken, RefreshToken};
-use rusqlite::{ffi, named_params, params, Connection};
+use rusqlite::{named_params, params, Connection};
 use sqlx::{Pool, Sqlite};
 
 use crate::group_commit::{BatchError, Pending, WriteBatch};
-use crate::sql_store::{db_err, INSERT_ACCESS, INSERT_REFRESH, ROTATE};
+use crate::sql_store::{db_err, rusqlite_err, INSERT_ACCESS, INSERT_REFRESH, ROTATE};
 use crate::sqlite::store_impl;
 
 pub(crate) struct SqliteBatches {
@@ -58,7 +57,7 @@ impl WriteBatch for SqliteBatches {
         // closing a connection with statements left). rusqlite's `hooks` feature must
         // stay off: with it, dropping `db` would clear sqlx's hooks on the connection.
         let db = unsafe { Connection::from_handle(locked.as_raw_handle().as_ptr()) }
-            .map_err(|e| BatchError::from(store_err(e)))?;
+            .map_err(|e| BatchError::from(rusqlite_err(e)))?;
         let result = write_in_transaction(&db, batch);
         // Only if even ROLLBACK failed: a connection inside a transaction must not go
         // back to the pool, where sqlx would take it for an idle one.
@@ -76,14 +75,14 @@ impl WriteBatch for SqliteBatches {
 /// Whatever happens, the connection is handed back with no transaction open.
 fn write_in_transaction(db: &Connection, batch: &[Pending]) -> Result<Vec<bool>, BatchError> {
     db.execute_batch("BEGIN IMMEDIATE")
-        .map_err(|e| BatchError::from(store_err(e)))?;
+        .map_err(|e| BatchError::from(rusqlite_err(e)))?;
     let open = OpenTransaction(db);
-    let won = write_jobs(db, batch).map_err(|e| BatchError::from(store_err(e)))?;
+    let won = write_jobs(db, batch).map_err(|e| BatchError::from(rusqlite_err(e)))?;
     // A COMMIT that failed with the transaction still open did not happen (the guard
     // rolls it back); one that SQLite ended itself (an I/O error, a full disk) may or may
     // not have reached the disk, so its jobs are not run again.
     db.execute_batch("COMMIT").map_err(|e| BatchError {
-        error: store_err(e),
+        error: rusqlite_err(e),
         rolled_back: !db.is_autocommit(),
     })?;
     drop(open);
@@ -165,24 +164,9 @@ fn insert_refresh(db: &Connection, r: &RefreshToken) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// As `db_err` has it for sqlx: a duplicate key is a conflict, anything else the
-/// backend's. The conflict names no table or column: its text can reach a client.
-fn store_err(e: rusqlite::Error) -> StoreError {
-    match &e {
-        rusqlite::Error::SqliteFailure(f, _)
-            if matches!(
-                f.extended_code,
-                ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY
-            ) =>
-        {
-            StoreError::Conflict("unique".into())
-        }
-        _ => StoreError::Backend(e.to_string()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use gatehouse_core::error::StoreError;
     use gatehouse_core::policy::RefreshCaps;
     use gatehouse_core::scope::ScopeSet;
     use gatehouse_core::secret::random_token;
