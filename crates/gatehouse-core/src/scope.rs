@@ -90,7 +90,14 @@ impl ScopeSet {
         ScopeSet(s.split(' ').filter(|x| !x.is_empty()).map(str::to_string).collect())
     }
     pub fn to_space_separated(&self) -> String {
-        self.0.iter().cloned().collect::<Vec<_>>().join(" ")
+        let mut out = String::with_capacity(self.0.iter().map(|s| s.len() + 1).sum());
+        for (i, name) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(name);
+        }
+        out
     }
     pub fn to_vec(&self) -> Vec<String> {
         self.0.iter().cloned().collect()

@@ -58,25 +58,46 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
 }
 
 pub fn token_json(r: &TokenResponse, scope_as_array: bool) -> Response {
-    let mut body = serde_json::json!({
-        "access_token": r.access_token,
-        "token_type": r.token_type,
-        "expires_in": r.expires_in,
-    });
-    if let Some(rt) = &r.refresh_token {
-        body["refresh_token"] = rt.clone().into();
-    }
-    if let Some(id) = &r.id_token {
-        body["id_token"] = id.clone().into();
-    }
-    if scope_as_array {
-        body["scope"] = r.scope.to_vec().into();
-    } else if !r.scope.is_empty() {
-        body["scope"] = r.scope.to_space_separated().into();
-    }
+    let scope = if scope_as_array {
+        Some(Scope::List(r.scope.iter().map(String::as_str).collect()))
+    } else {
+        (!r.scope.is_empty()).then(|| Scope::Spaced(r.scope.to_space_separated()))
+    };
+    // Written straight from the response, not through a `serde_json::Value`: building
+    // one copied every field and key (a dozen allocations a response).
+    let body = TokenJson {
+        access_token: &r.access_token,
+        expires_in: r.expires_in,
+        id_token: r.id_token.as_deref(),
+        refresh_token: r.refresh_token.as_deref(),
+        scope,
+        token_type: r.token_type,
+    };
     let mut res = axum::Json(body).into_response();
     // RFC 6749 §5.1: token responses must not be cached.
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     res
+}
+
+/// A token response's JSON (RFC 6749 §5.1), fields in the order they were always written.
+#[derive(serde::Serialize)]
+struct TokenJson<'a> {
+    access_token: &'a str,
+    expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<Scope<'a>>,
+    token_type: &'a str,
+}
+
+/// `scope` as the seeds' platforms write it: a JSON array (Twitch), or the RFC's string.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Scope<'a> {
+    List(Vec<&'a str>),
+    Spaced(String),
 }
