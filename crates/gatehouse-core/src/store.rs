@@ -108,11 +108,12 @@ pub trait Store: Send + Sync + 'static {
         -> StoreResult<()>;
     async fn find_access_token(&self, token_hash: &str) -> StoreResult<Option<AccessTokenInfo>>;
     async fn find_refresh_token(&self, token_hash: &str) -> StoreResult<Option<RefreshToken>>;
-    /// Atomically: if `old_hash` is live, mark it rotated at `now` and store `issue`.
+    /// Atomically: if `old_hash` is live, mark it rotated at `now` and store `issue`
+    /// (taken, not borrowed: it goes on to the writer, and a copy cost a dozen allocations).
     async fn rotate_refresh_token(
         &self,
         old_hash: &str,
-        issue: &TokenIssue,
+        issue: TokenIssue,
         now: i64,
     ) -> StoreResult<Rotation>;
     /// Revokes every refresh token of the family and every access token issued within it.

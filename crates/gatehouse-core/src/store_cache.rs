@@ -200,7 +200,7 @@ impl Store for CachedStore {
         self.inner.find_refresh_token(token_hash).await
     }
 
-    async fn rotate_refresh_token(&self, old_hash: &str, issue: &TokenIssue, now: i64,) -> StoreResult<Rotation> {
+    async fn rotate_refresh_token(&self, old_hash: &str, issue: TokenIssue, now: i64) -> StoreResult<Rotation> {
         self.inner.rotate_refresh_token(old_hash, issue, now).await
     }
 

@@ -866,12 +866,12 @@ macro_rules! impl_store {
                     row.as_ref().map(refresh).transpose().map_err(db_err)
                 }
 
-                async fn rotate_refresh_token(&self, old_hash: &str, issue: &TokenIssue, now: i64) -> StoreResult<Rotation> {
+                async fn rotate_refresh_token(&self, old_hash: &str, issue: TokenIssue, now: i64) -> StoreResult<Rotation> {
                     let claim = crate::sql_store::Claim {
                         sql: crate::sql_store::ROTATE,
                         key: old_hash.to_string(),
                         at: Some(now),
-                        issue: issue.clone(),
+                        issue,
                         caps: None,
                         now,
                     };

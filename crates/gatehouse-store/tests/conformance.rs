@@ -334,7 +334,7 @@ mod cases {
             let next = issue(&c, &u, Some(&old.family_id), NOW + 1, None);
             let old_hash = old.token_hash.clone();
             tasks.push(tokio::spawn(async move {
-                let r = store.rotate_refresh_token(&old_hash, &next, NOW + 1).await.unwrap();
+                let r = store.rotate_refresh_token(&old_hash, next.clone(), NOW + 1).await.unwrap();
                 (r, next.refresh.unwrap().token_hash)
             }));
         }
@@ -372,7 +372,7 @@ mod cases {
             next.refresh.as_mut().unwrap().expires_at = Some(NOW + 90 + n);
             let (store, app) = (store.clone(), TokenIssue { refresh: None, ..issue(&c, &u, None, NOW, None) });
             tasks.push(tokio::spawn(async move {
-                let rotated = store.rotate_refresh_token(&old.token_hash, &next, NOW + 1).await;
+                let rotated = store.rotate_refresh_token(&old.token_hash, next.clone(), NOW + 1).await;
                 store.insert_tokens(&app, CAPS, NOW).await.unwrap();
                 (n == 30, rotated, old, next, app)
             }));
@@ -457,7 +457,7 @@ mod cases {
         for at in [NOW + 1, NOW + 2] {
             let next = issue(&c, &u, Some(&family.family_id), at, None);
             let old = issues.last().unwrap().refresh.as_ref().unwrap().token_hash.clone();
-            assert_eq!(store.rotate_refresh_token(&old, &next, at).await.unwrap(), Rotation::Rotated);
+            assert_eq!(store.rotate_refresh_token(&old, next.clone(), at).await.unwrap(), Rotation::Rotated);
             issues.push(next);
         }
         store.revoke_family(family.family()).await.unwrap();
@@ -467,7 +467,7 @@ mod cases {
             assert!(!refresh_live(&*store, refresh).await);
             // None of them rotates any more, the rotated ones included.
             let next = issue(&c, &u, Some(&family.family_id), NOW + 3, None);
-            assert_eq!(store.rotate_refresh_token(refresh, &next, NOW + 3).await.unwrap(), Rotation::NotLive);
+            assert_eq!(store.rotate_refresh_token(refresh, next, NOW + 3).await.unwrap(), Rotation::NotLive);
         }
         // A rotated token is left unrevoked by its family's revocation, and can be revoked alone.
         let first = &issues[0].refresh.as_ref().unwrap().token_hash;
@@ -594,7 +594,7 @@ mod cases {
         store.insert_tokens(&rotated, CAPS, NOW).await.unwrap();
         let rotated_hash = rotated.refresh.clone().unwrap().token_hash;
         let next = issue(&c, &u, Some(&rotated.refresh.as_ref().unwrap().family_id), NOW, None);
-        store.rotate_refresh_token(&rotated_hash, &next, NOW).await.unwrap();
+        store.rotate_refresh_token(&rotated_hash, next.clone(), NOW).await.unwrap();
         let n = store.purge_expired(NOW + 60).await.unwrap();
         assert_eq!(n, 2, "the revoked access and refresh tokens");
         assert!(store.find_access_token(&revoked.access.token_hash).await.unwrap().is_none());

@@ -63,7 +63,7 @@ pub async fn refresh(
     if let Some(r) = minted.issue.refresh.as_mut() {
         r.scopes = record.scopes.clone();
     }
-    match auth.store.rotate_refresh_token(&hash, &minted.issue, now).await? {
+    match auth.store.rotate_refresh_token(&hash, minted.issue, now).await? {
         Rotation::Rotated => with_id_token(auth, minted.response, client, &record.user_id, None, None).await,
         Rotation::NotLive => Err(invalid()),
     }
