@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::model::{RateBudget, RateDecision};
@@ -166,14 +166,16 @@ impl AppState {
 
 /// `Ratelimit-*` headers (draft-ietf-httpapi-ratelimit-headers), and `Retry-After` on 429.
 pub(crate) fn add_headers(headers: &mut HeaderMap, budget: RateBudget, d: &RateDecision) {
-    let mut set = |name: &'static str, v: i64| {
-        headers.insert(name, HeaderValue::from(v));
-    };
-    set("ratelimit-limit", budget.capacity);
-    set("ratelimit-remaining", d.remaining);
-    set("ratelimit-reset", d.reset_after);
+    // Names made once: inserted by `&str`, a name outside http's standard list is
+    // copied into a new allocation on every response.
+    const LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+    const REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+    const RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+    headers.insert(LIMIT, HeaderValue::from(budget.capacity));
+    headers.insert(REMAINING, HeaderValue::from(d.remaining));
+    headers.insert(RESET, HeaderValue::from(d.reset_after));
     if !d.allowed {
-        set("retry-after", d.retry_after);
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(d.retry_after));
     }
 }
 
