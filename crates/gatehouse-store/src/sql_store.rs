@@ -499,17 +499,12 @@ macro_rules! impl_store {
 
             /// Revokes `family`'s live refresh tokens, then its access tokens; `column` says
             /// which tokens are the family's: `family_id`, or `code_hash` for tokens issued
-            /// from a code before migration 0008. Access tokens have no family index: they
-            /// are found among the tokens of the family's client and user.
+            /// from a code before migration 0008. Neither has an index of its own (each cost
+            /// every rotation index writes): the tokens are found among those of the family's
+            /// client and user (`refresh_tokens_live`, `access_tokens_client_user`).
             async fn revoke_family_in(tx: &mut Tx, family: Family<'_>, column: &str) -> Result<(), sqlx::Error> {
-                if column == "family_id" {
-                    revoke_live_refresh(tx, "family_id = $1", &[family.id]).await?;
-                } else {
-                    // No index by code_hash: the family's client and user narrow it to
-                    // their live tokens (refresh_tokens_live).
-                    let filter = format!("user_id = $1 AND client_id = $2 AND {column} = $3");
-                    revoke_live_refresh(tx, &filter, &[family.user_id, family.client_id, family.id]).await?;
-                }
+                let filter = format!("user_id = $1 AND client_id = $2 AND {column} = $3");
+                revoke_live_refresh(tx, &filter, &[family.user_id, family.client_id, family.id]).await?;
                 let access = format!(
                     "UPDATE access_tokens SET revoked = 1 WHERE client_id = $1 AND user_id = $2 AND {column} = $3 AND revoked = 0"
                 );

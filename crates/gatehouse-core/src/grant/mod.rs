@@ -73,6 +73,14 @@ struct JwtAccessClaims<'a> {
     scope: String,
 }
 
+/// The `code_hash` a new token stores: none when its family is the code (every grant
+/// since migration 0008), where it only repeated the family's 74 characters in each row
+/// of every rotation; the code of a family begun before then, which has a family id of
+/// its own, so that a replay of that code still finds the family's tokens.
+fn family_code(code_hash: Option<&str>, family_id: Option<&str>) -> Option<String> {
+    code_hash.filter(|c| Some(*c) != family_id).map(str::to_string)
+}
+
 pub(crate) async fn mint(
     auth: &Authority,
     client: &Client,
@@ -118,13 +126,15 @@ pub(crate) async fn mint(
             expires_at: None,
             rotated_at: None,
             revoked: false,
-            code_hash: code_hash.map(str::to_string),
+            // The family names the code already (see `family_code` below).
+            code_hash: None,
         }),
         (Refresh::SameFamily(old), Some(_)) => Some(RefreshToken {
             token_hash: String::new(),
             created_at: now,
             rotated_at: None,
             revoked: false,
+            code_hash: family_code(old.code_hash.as_deref(), Some(&old.family_id)),
             ..old.clone()
         }),
     };
@@ -151,7 +161,7 @@ pub(crate) async fn mint(
         created_at: now,
         expires_at: now + ttl,
         family_id: refresh_record.as_ref().map(|r| r.family_id.clone()),
-        code_hash: code_hash.map(str::to_string),
+        code_hash: family_code(code_hash, refresh_record.as_ref().map(|r| r.family_id.as_str())),
         revoked: false,
     };
     Ok(Minted {
