@@ -27,6 +27,11 @@ pub(crate) const ROWS_PER_INSERT: usize = 256;
 /// What carries out a batch in one transaction; for each job, whether it won.
 pub(crate) trait WriteBatch: Send + Sync + 'static {
     fn write(&self, batch: &[Pending]) -> impl Future<Output = Result<Vec<bool>, BatchError>> + Send;
+
+    /// Lets go of what the writer holds on its connection, once the last batch is done.
+    fn close(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// A batch that failed, and whether it is known not to have been committed.
@@ -160,6 +165,7 @@ async fn run(writer: impl WriteBatch, mut rx: mpsc::Receiver<Pending>) {
             }
         }
     }
+    writer.close().await;
 }
 
 /// Writes `batch` and answers (and empties) it.

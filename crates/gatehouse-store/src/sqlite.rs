@@ -87,6 +87,11 @@ impl SqliteStore {
         // as it comes back to the pool.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            // Never closed by the pool on its own: the batch writer keeps statements
+            // prepared on this connection, and sqlx cannot close it with them open
+            // (see `sqlite_batch`).
+            .idle_timeout(None)
+            .max_lifetime(None)
             .test_before_acquire(false)
             .connect_with(opts.clone())
             .await

@@ -8,8 +8,16 @@
 //! as it goes back to its pool). Anything else (grants that check the refresh caps,
 //! code and device redemptions) goes the general way (`store_impl::write_batch`). Same
 //! connection, same `synchronous=FULL`: a batch is on disk before anyone is answered.
+//!
+//! The statements stay prepared from one batch to the next (preparing them for each
+//! batch was a tenth of the writer's time). sqlx cannot close a connection that has
+//! statements of ours open (SQLite refuses, and sqlx panics), so the writer pool never
+//! closes its connection on its own (`SqliteStore::open`), and ours are finalized only
+//! with sqlx's thread locked off the connection: when the writer stops (`close`), or
+//! before a connection stuck in a transaction is thrown away.
 
-use std::sync::LazyLock;
+use std::mem::ManuallyDrop;
+use std::sync::{LazyLock, Mutex, PoisonError};
 
 use gatehouse_core::model::{AccessToken, RefreshToken};
 use rusqlite::{named_params, params, Connection};
@@ -20,13 +28,30 @@ use crate::sql_store::{db_err, rusqlite_err, INSERT_ACCESS, INSERT_REFRESH, ROTA
 use crate::sqlite::store_impl;
 
 pub(crate) struct SqliteBatches {
+    borrowed: Mutex<Option<Borrowed>>,
     pool: Pool<Sqlite>,
     general: store_impl::Batches,
+}
+
+/// The writer connection's SQLite handle seen through rusqlite, which does not own it,
+/// with the statements it keeps prepared. Never dropped as such (that would finalize the
+/// statements without the lock): `finalize` does it, under the lock.
+struct Borrowed {
+    handle: usize,
+    db: ManuallyDrop<Connection>,
+}
+
+impl Borrowed {
+    /// Finalizes the statements; the caller holds the connection's lock.
+    fn finalize(self) {
+        drop(ManuallyDrop::into_inner(self.db));
+    }
 }
 
 impl SqliteBatches {
     pub fn new(pool: Pool<Sqlite>) -> Self {
         SqliteBatches {
+            borrowed: Mutex::new(None),
             general: store_impl::Batches(pool.clone()),
             pool,
         }
@@ -51,37 +76,61 @@ impl WriteBatch for SqliteBatches {
         }
         let mut conn = self.pool.acquire().await.map_err(db_err)?;
         let mut locked = conn.lock_handle().await.map_err(db_err)?;
-        // SAFETY: the handle is sqlx's open connection, and `locked` keeps its thread off
-        // it until dropped. `db` does not own it (it is not closed on drop), is dropped
-        // before `locked`, and finalizes the statements it prepared on drop (sqlx panics
-        // closing a connection with statements left). rusqlite's `hooks` feature must
-        // stay off: with it, dropping `db` would clear sqlx's hooks on the connection.
-        let db = unsafe { Connection::from_handle(locked.as_raw_handle().as_ptr()) }
-            .map_err(|e| BatchError::from(rusqlite_err(e)))?;
-        let result = write_in_transaction(&db, batch);
+        let handle = locked.as_raw_handle().as_ptr();
+        let mut borrowed = self.borrowed.lock().unwrap_or_else(PoisonError::into_inner);
+        let b = match &mut *borrowed {
+            Some(b) if b.handle == handle as usize => b,
+            // First use, or (never expected: sqlx would have panicked closing the old one
+            // with our statements open) another connection; the old statements are left.
+            slot => {
+                // SAFETY: the handle is sqlx's open connection, and `locked` keeps its
+                // thread off it while `db` is used. `db` does not own it (it never closes
+                // it), and its statements are finalized only under the lock (`Borrowed`).
+                // rusqlite's `hooks` feature must stay off: with it, dropping `db` would
+                // clear sqlx's hooks on the connection.
+                let db = unsafe { Connection::from_handle(handle) }
+                    .map_err(|e| BatchError::from(rusqlite_err(e)))?;
+                slot.insert(Borrowed { handle: handle as usize, db: ManuallyDrop::new(db) })
+            }
+        };
+        let result = write_in_transaction(&b.db, batch);
         // Only if even ROLLBACK failed: a connection inside a transaction must not go
-        // back to the pool, where sqlx would take it for an idle one.
-        let stuck = !db.is_autocommit();
-        drop(db);
+        // back to the pool, where sqlx would take it for an idle one. It is closed
+        // instead, once its statements are finalized.
+        let stuck = !b.db.is_autocommit();
+        if stuck {
+            borrowed.take().map(Borrowed::finalize);
+        }
+        drop(borrowed);
         drop(locked);
         if stuck {
             conn.close_on_drop();
         }
         result
     }
+
+    async fn close(&self) {
+        let Some(b) = self.borrowed.lock().unwrap_or_else(PoisonError::into_inner).take() else {
+            return;
+        };
+        let Ok(mut conn) = self.pool.acquire().await else { return };
+        let Ok(mut locked) = conn.lock_handle().await else { return };
+        if locked.as_raw_handle().as_ptr() as usize == b.handle {
+            b.finalize();
+        }
+    }
 }
 
 /// One transaction for the batch, in arrival order; for each job, whether it won.
 /// Whatever happens, the connection is handed back with no transaction open.
 fn write_in_transaction(db: &Connection, batch: &[Pending]) -> Result<Vec<bool>, BatchError> {
-    db.execute_batch("BEGIN IMMEDIATE")
-        .map_err(|e| BatchError::from(rusqlite_err(e)))?;
+    run(db, "BEGIN IMMEDIATE").map_err(|e| BatchError::from(rusqlite_err(e)))?;
     let open = OpenTransaction(db);
     let won = write_jobs(db, batch).map_err(|e| BatchError::from(rusqlite_err(e)))?;
     // A COMMIT that failed with the transaction still open did not happen (the guard
     // rolls it back); one that SQLite ended itself (an I/O error, a full disk) may or may
     // not have reached the disk, so its jobs are not run again.
-    db.execute_batch("COMMIT").map_err(|e| BatchError {
+    run(db, "COMMIT").map_err(|e| BatchError {
         error: rusqlite_err(e),
         rolled_back: !db.is_autocommit(),
     })?;
@@ -114,6 +163,11 @@ fn write_jobs(db: &Connection, batch: &[Pending]) -> rusqlite::Result<Vec<bool>>
         }
     }
     Ok(won)
+}
+
+/// A statement without parameters or rows, kept prepared.
+fn run(db: &Connection, sql: &str) -> rusqlite::Result<()> {
+    db.prepare_cached(sql)?.execute([]).map(drop)
 }
 
 /// Rolls back on drop if a transaction is still open: an error, or a panic, part-way.
@@ -256,9 +310,25 @@ mod tests {
             .rotated_at
     }
 
+    /// Statements open on the writer connection (sqlx's own cached ones among them).
+    async fn open_statements(store: &SqliteStore) -> usize {
+        let mut conn = store.writer().acquire().await.unwrap();
+        let mut locked = conn.lock_handle().await.unwrap();
+        let db = locked.as_raw_handle().as_ptr();
+        let mut n = 0;
+        // SAFETY: sqlx's thread is locked off the connection; this only walks its list.
+        let mut stmt = unsafe { rusqlite::ffi::sqlite3_next_stmt(db, std::ptr::null_mut()) };
+        while !stmt.is_null() {
+            n += 1;
+            stmt = unsafe { rusqlite::ffi::sqlite3_next_stmt(db, stmt) };
+        }
+        n
+    }
+
     /// A batch on this writer: each rotation at its own time, the first of two of one
     /// token winning, app tokens beside them; a bad job rolls the batch back whole and
-    /// leaves the connection fit for the next.
+    /// leaves the connection fit for the next. The writer's five statements stay
+    /// prepared from batch to batch and are finalized when it closes.
     #[tokio::test]
     async fn rotations_and_app_tokens_in_one_transaction() {
         let dir = tempfile::tempdir().unwrap();
@@ -277,6 +347,7 @@ mod tests {
             store.insert_tokens(i, CAPS, NOW).await.unwrap();
         }
         let writer = SqliteBatches::new(store.writer().clone());
+        let sqlx_own = open_statements(&store).await;
 
         let (x, y, z) = (
             issue("fa", NOW + 1),
@@ -291,6 +362,7 @@ mod tests {
         ];
         let won = writer.write(&batch).await.map_err(|e| e.error).unwrap();
         assert_eq!(won, [true, false, true, true]);
+        assert_eq!(open_statements(&store).await, sqlx_own + 5);
         assert_eq!(
             (rotated_at(&store, &a).await, rotated_at(&store, &b).await),
             (Some(NOW + 1), Some(NOW + 3))
@@ -343,5 +415,9 @@ mod tests {
             .await
             .unwrap()
             .is_some());
+
+        assert_eq!(open_statements(&store).await, sqlx_own + 5, "prepared once");
+        writer.close().await;
+        assert_eq!(open_statements(&store).await, sqlx_own);
     }
 }
