@@ -50,6 +50,15 @@ async fn a_jwt_client_gets_rfc9068_access_tokens() {
     assert_eq!(c["scope"], "chat_login");
     assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 3600);
     assert!(c["jti"].is_string());
+    // Refreshed, it is a JWT again (that grant reads the stored token, then signs), and
+    // the old refresh token is spent.
+    let rt = s(&tokens, "refresh_token");
+    let (status, refreshed) = f.server.token(&f.client, &[("grant_type", "refresh_token"), ("refresh_token", &rt)]).await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    let (_, again) = claims(&s(&refreshed, "access_token"));
+    assert_eq!((again["sub"].as_str(), again["scope"].as_str()), (Some(f.user.id.as_str()), Some("chat_login")));
+    let (status, _) = f.server.token(&f.client, &[("grant_type", "refresh_token"), ("refresh_token", &rt)]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     // Gatehouse itself treats it as any token: validate, then revoke.
     assert_eq!(f.server.validate(&at).await, StatusCode::OK);
     f.server.http().post(f.server.url("/oauth2/revoke")).form(&[("client_id", f.client.id.as_str()), ("token", &at)]).send().await.unwrap();

@@ -30,6 +30,46 @@ pub enum Rotation {
     NotLive,
 }
 
+/// What came of a rotation decided where the presented token is read
+/// (`Store::rotate_presented`).
+#[derive(Debug)]
+pub enum Presented {
+    /// No token has that key.
+    Unknown,
+    /// The decision refused the stored token, given here; nothing was stored.
+    Refused(RefreshToken),
+    /// The token, as it was stored, is rotated and the new tokens are stored.
+    Rotated(RefreshToken),
+    /// The decision accepted the token, but it was no longer live when claimed (another
+    /// rotation won first): nothing was stored.
+    NotLive,
+}
+
+/// Decides a rotation from the stored token: the tokens to store in its place, or None to
+/// refuse it. It may be called more than once (a batch that rolled back is run again), so
+/// it gives the same answer for the same token.
+pub type Decide = std::sync::Arc<dyn Fn(&RefreshToken) -> Option<TokenIssue> + Send + Sync>;
+
+/// `Store::rotate_presented` in two steps, a read and then a rotation: for backends whose
+/// writer does not read.
+pub async fn rotate_presented_in_steps(
+    store: &(impl Store + ?Sized),
+    old_hash: &str,
+    now: i64,
+    decide: Decide,
+) -> StoreResult<Presented> {
+    let Some(record) = store.find_refresh_token(old_hash).await? else {
+        return Ok(Presented::Unknown);
+    };
+    let Some(issue) = decide(&record) else {
+        return Ok(Presented::Refused(record));
+    };
+    Ok(match store.rotate_refresh_token(old_hash, issue, now).await? {
+        Rotation::Rotated => Presented::Rotated(record),
+        Rotation::NotLive => Presented::NotLive,
+    })
+}
+
 /// Tokens to store together, in one transaction.
 #[derive(Debug, Clone)]
 pub struct TokenIssue {
@@ -116,6 +156,11 @@ pub trait Store: Send + Sync + 'static {
         issue: TokenIssue,
         now: i64,
     ) -> StoreResult<Rotation>;
+    /// Atomically: reads the refresh token `old_hash`, asks `decide` what replaces it, and
+    /// if it answers and the token is live, marks it rotated at `now` and stores the new
+    /// tokens. One step where the backend can: on SQLite the writer reads the token
+    /// inside the batch that rotates it, from a page cache its commits keep warm.
+    async fn rotate_presented(&self, old_hash: &str, now: i64, decide: Decide) -> StoreResult<Presented>;
     /// Revokes every refresh token of the family and every access token issued within it.
     async fn revoke_family(&self, family: Family<'_>) -> StoreResult<()>;
     /// Marks one refresh token revoked, rotated or not: a rotated token presented again

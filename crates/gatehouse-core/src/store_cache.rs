@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use crate::model::*;
 use crate::policy::RefreshCaps;
 use crate::scope::ScopeSet;
-use crate::store::{Redemption, Rotation, Store, StoreResult, TokenIssue};
+use crate::store::{Decide, Presented, Redemption, Rotation, Store, StoreResult, TokenIssue};
 
 const TTL: Duration = Duration::from_secs(1);
 /// Entries before the cache starts over: bounds memory under a flood of distinct keys.
@@ -202,6 +202,10 @@ impl Store for CachedStore {
 
     async fn rotate_refresh_token(&self, old_hash: &str, issue: TokenIssue, now: i64) -> StoreResult<Rotation> {
         self.inner.rotate_refresh_token(old_hash, issue, now).await
+    }
+
+    async fn rotate_presented(&self, old_hash: &str, now: i64, decide: Decide) -> StoreResult<Presented> {
+        self.inner.rotate_presented(old_hash, now, decide).await
     }
 
     async fn revoke_family(&self, family: Family<'_>) -> StoreResult<()> {

@@ -54,26 +54,29 @@ impl DirectReads {
 
     /// None: the database was busy; ask the pool.
     pub fn refresh_token(&self, token_hash: &str) -> Option<StoreResult<Option<RefreshToken>>> {
-        self.with(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT token_hash, family_id, client_id, user_id, scopes, created_at, expires_at, \
-                 rotated_at, revoked, code_hash FROM refresh_tokens WHERE token_hash = ?1",
-            )?;
-            stmt.query_row([token_hash], |r| {
-                Ok(RefreshToken {
-                    token_hash: r.get(0)?,
-                    family_id: r.get(1)?,
-                    client_id: r.get(2)?,
-                    user_id: r.get(3)?,
-                    scopes: ScopeSet::from_stored(&r.get::<_, String>(4)?),
-                    created_at: r.get(5)?,
-                    expires_at: r.get(6)?,
-                    rotated_at: r.get(7)?,
-                    revoked: r.get::<_, i64>(8)? != 0,
-                    code_hash: r.get(9)?,
-                })
-            })
-            .optional()
-        })
+        self.with(|conn| read_refresh(conn, token_hash))
     }
+}
+
+/// The refresh token `token_hash`, read through rusqlite (here, and by the batch writer).
+pub(crate) fn read_refresh(conn: &Connection, token_hash: &str) -> rusqlite::Result<Option<RefreshToken>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT token_hash, family_id, client_id, user_id, scopes, created_at, expires_at, \
+         rotated_at, revoked, code_hash FROM refresh_tokens WHERE token_hash = ?1",
+    )?;
+    stmt.query_row([token_hash], |r| {
+        Ok(RefreshToken {
+            token_hash: r.get(0)?,
+            family_id: r.get(1)?,
+            client_id: r.get(2)?,
+            user_id: r.get(3)?,
+            scopes: ScopeSet::from_stored(&r.get::<_, String>(4)?),
+            created_at: r.get(5)?,
+            expires_at: r.get(6)?,
+            rotated_at: r.get(7)?,
+            revoked: r.get::<_, i64>(8)? != 0,
+            code_hash: r.get(9)?,
+        })
+    })
+    .optional()
 }

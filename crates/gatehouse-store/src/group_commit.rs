@@ -13,7 +13,7 @@ use std::future::Future;
 
 use gatehouse_core::error::StoreError;
 use gatehouse_core::policy::RefreshCaps;
-use gatehouse_core::store::TokenIssue;
+use gatehouse_core::store::{Decide, Presented, TokenIssue};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::sql_store::{retrying, Claim};
@@ -61,9 +61,26 @@ pub(crate) struct ClaimJob {
     done: oneshot::Sender<Result<bool, StoreError>>,
 }
 
+/// A rotation the writer decides on the token it reads (`Store::rotate_presented`).
+pub(crate) struct PresentedJob {
+    pub key: String,
+    pub now: i64,
+    pub decide: Decide,
+    /// What the writer found, kept for the answer (a batch run again overwrites it).
+    found: std::sync::Mutex<Option<Presented>>,
+    done: oneshot::Sender<Result<Presented, StoreError>>,
+}
+
+impl PresentedJob {
+    pub(crate) fn found(&self, found: Presented) {
+        *self.found.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(found);
+    }
+}
+
 pub(crate) enum Pending {
     Grant(Grant),
     Claim(ClaimJob),
+    Presented(PresentedJob),
 }
 
 #[derive(Clone)]
@@ -101,6 +118,14 @@ impl TokenWriter {
         answer.await.map_err(|_| unanswered())?
     }
 
+    /// Reads, decides and rotates the refresh token `key` in the next batch.
+    pub async fn rotate_presented(&self, key: String, now: i64, decide: Decide) -> Result<Presented, StoreError> {
+        let (done, answer) = oneshot::channel();
+        let job = PresentedJob { key, now, decide, found: std::sync::Mutex::new(None), done };
+        self.queue.send(Pending::Presented(job)).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| unanswered())?
+    }
+
     /// Carries out `claim` in the next batch; true if it won.
     pub async fn claim(&self, claim: Claim) -> Result<bool, StoreError> {
         let (done, answer) = oneshot::channel();
@@ -118,6 +143,19 @@ impl Pending {
 
     pub(crate) fn unanswered_claim(claim: Claim) -> Pending {
         Pending::Claim(ClaimJob { claim, done: oneshot::channel().0 })
+    }
+
+    pub(crate) fn unanswered_presented(key: String, now: i64, decide: Decide) -> Pending {
+        let found = std::sync::Mutex::new(None);
+        Pending::Presented(PresentedJob { key, now, decide, found, done: oneshot::channel().0 })
+    }
+
+    /// What a presented rotation found, once written.
+    pub(crate) fn take_found(&self) -> Option<Presented> {
+        match self {
+            Pending::Presented(p) => p.found.lock().unwrap().take(),
+            _ => None,
+        }
     }
 }
 
@@ -139,6 +177,11 @@ impl Pending {
             }
             Pending::Claim(c) => {
                 let _ = c.done.send(result);
+            }
+            Pending::Presented(p) => {
+                let found = p.found.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let result = result.and_then(|_| found.ok_or_else(unanswered));
+                let _ = p.done.send(result);
             }
         }
     }

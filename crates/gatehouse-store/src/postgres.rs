@@ -157,6 +157,17 @@ impl PgStore {
         })
         .await
     }
+
+    /// A read (batched with others, see `lookup_refresh`) and then the rotation: a read
+    /// inside the writer's transaction would be one more round trip while it is open.
+    async fn rotate_presented_here(
+        &self,
+        old_hash: &str,
+        now: i64,
+        decide: gatehouse_core::store::Decide,
+    ) -> StoreResult<gatehouse_core::store::Presented> {
+        gatehouse_core::store::rotate_presented_in_steps(self, old_hash, now, decide).await
+    }
 }
 
 crate::sql_store::impl_store!(PgStore, sqlx::Postgres, sqlx::postgres::PgRow, " FOR NO KEY UPDATE", "BEGIN");

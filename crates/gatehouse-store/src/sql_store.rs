@@ -98,7 +98,7 @@ macro_rules! impl_store {
             use gatehouse_core::pkce;
             use gatehouse_core::policy::RefreshCaps;
             use gatehouse_core::scope::ScopeSet;
-            use gatehouse_core::store::{Redemption, Rotation, Store, StoreResult, TokenIssue};
+            use gatehouse_core::store::{Decide, Presented, Redemption, Rotation, Store, StoreResult, TokenIssue};
             use sqlx::{Row, Transaction};
 
             use super::$Store;
@@ -429,10 +429,43 @@ macro_rules! impl_store {
                         Pending::Claim(c) if c.claim.caps.is_some() => {
                             won[i] = claim_then_store(&mut tx, &c.claim).await.map_err(db_err)?;
                         }
+                        Pending::Presented(job) => {
+                            won[i] = read_then_rotate(&mut tx, job).await.map_err(db_err)?;
+                        }
                         _ => {}
                     }
                 }
                 tx.commit().await.map_err(|e| BatchError { error: db_err(e), rolled_back: false })?;
+                Ok(won)
+            }
+
+            /// A rotation decided on the stored token (`Store::rotate_presented`), inside the
+            /// batch's transaction; what it found is left in the job for its caller.
+            async fn read_then_rotate(tx: &mut Tx, job: &crate::group_commit::PresentedJob) -> Result<bool, sqlx::Error> {
+                let sql = format!("SELECT {REFRESH_COLS} FROM refresh_tokens WHERE token_hash = $1");
+                let row = sqlx::query(&sql).bind(&job.key).fetch_optional(&mut **tx).await?;
+                let found = match row.as_ref().map(refresh).transpose()? {
+                    None => Presented::Unknown,
+                    Some(record) => match (job.decide)(&record) {
+                        None => Presented::Refused(record),
+                        Some(issue) => {
+                            let rotated = sqlx::query(crate::sql_store::ROTATE)
+                                .bind(&job.key)
+                                .bind(job.now)
+                                .execute(&mut **tx)
+                                .await?
+                                .rows_affected();
+                            if rotated == 1 {
+                                insert_issues(tx, &[&issue]).await?;
+                                Presented::Rotated(record)
+                            } else {
+                                Presented::NotLive
+                            }
+                        }
+                    },
+                };
+                let won = matches!(found, Presented::Rotated(_));
+                job.found(found);
                 Ok(won)
             }
 
@@ -871,6 +904,10 @@ macro_rules! impl_store {
                         now,
                     };
                     Ok(if self.claim_durably(claim).await? { Rotation::Rotated } else { Rotation::NotLive })
+                }
+
+                async fn rotate_presented(&self, old_hash: &str, now: i64, decide: Decide) -> StoreResult<Presented> {
+                    self.rotate_presented_here(old_hash, now, decide).await
                 }
 
                 async fn revoke_family(&self, family: Family<'_>) -> StoreResult<()> {

@@ -9,6 +9,11 @@
 //! code and device redemptions) goes the general way (`store_impl::write_batch`). Same
 //! connection, same `synchronous=FULL`: a batch is on disk before anyone is answered.
 //!
+//! A presented rotation (`Store::rotate_presented`) also reads its token here, on the
+//! one connection whose page cache the commits leave warm: read on a request thread's
+//! read-only connection, whose cache every commit empties, it cost that thread a
+//! tenth of its time; here it costs the writer a B-tree lookup in cached pages.
+//!
 //! The statements stay prepared from one batch to the next (preparing them for each
 //! batch was a tenth of the writer's time). sqlx cannot close a connection that has
 //! statements of ours open (SQLite refuses, and sqlx panics), so the writer pool never
@@ -23,7 +28,9 @@ use gatehouse_core::model::{AccessToken, RefreshToken};
 use rusqlite::{named_params, params, Connection};
 use sqlx::{Pool, Sqlite};
 
+use crate::direct_read::read_refresh;
 use crate::group_commit::{BatchError, Pending, WriteBatch};
+use gatehouse_core::store::Presented;
 use crate::sql_store::{db_err, rusqlite_err, INSERT_ACCESS, INSERT_REFRESH, ROTATE};
 use crate::sqlite::store_impl;
 
@@ -63,6 +70,7 @@ fn simple(p: &Pending) -> bool {
     match p {
         Pending::Grant(g) => g.issue.refresh.is_none(),
         Pending::Claim(c) => c.claim.caps.is_none() && c.claim.sql == ROTATE,
+        Pending::Presented(_) => true,
     }
 }
 
@@ -70,7 +78,7 @@ impl WriteBatch for SqliteBatches {
     async fn write(&self, batch: &[Pending]) -> Result<Vec<bool>, BatchError> {
         // App tokens alone are one multi-row INSERT that commits by itself, one hand-off
         // already, and sqlx keeps it prepared; here each batch prepares its statements.
-        let rotations = batch.iter().any(|p| matches!(p, Pending::Claim(_)));
+        let rotations = batch.iter().any(|p| !matches!(p, Pending::Grant(_)));
         if !rotations || !batch.iter().all(simple) {
             return self.general.write(batch).await;
         }
@@ -160,6 +168,30 @@ fn write_jobs(db: &Connection, batch: &[Pending]) -> rusqlite::Result<Vec<bool>>
                     won[i] = true;
                 }
             }
+            Pending::Presented(job) => {
+                let found = match read_refresh(db, &job.key)? {
+                    None => Presented::Unknown,
+                    Some(record) => match (job.decide)(&record) {
+                        None => Presented::Refused(record),
+                        Some(issue) => {
+                            let changed = db
+                                .prepare_cached(ROTATE)?
+                                .execute(named_params! { "$1": job.key, "$2": job.now })?;
+                            if changed == 1 {
+                                insert_access(db, &issue.access)?;
+                                if let Some(refresh) = &issue.refresh {
+                                    insert_refresh(db, refresh)?;
+                                }
+                                won[i] = true;
+                                Presented::Rotated(record)
+                            } else {
+                                Presented::NotLive
+                            }
+                        }
+                    },
+                };
+                job.found(found);
+            }
         }
     }
     Ok(won)
@@ -224,7 +256,8 @@ mod tests {
     use gatehouse_core::policy::RefreshCaps;
     use gatehouse_core::scope::ScopeSet;
     use gatehouse_core::secret::random_token;
-    use gatehouse_core::store::{Store, TokenIssue};
+    use gatehouse_core::store::{Decide, Store, TokenIssue};
+    use std::sync::Arc;
 
     use super::*;
     use crate::sql_store::Claim;
@@ -298,6 +331,7 @@ mod tests {
         match p {
             Pending::Grant(g) => &g.issue.access.token_hash,
             Pending::Claim(c) => &c.claim.issue.access.token_hash,
+            Pending::Presented(_) => unreachable!("not used in that test"),
         }
     }
 
@@ -329,9 +363,8 @@ mod tests {
     /// token winning, app tokens beside them; a bad job rolls the batch back whole and
     /// leaves the connection fit for the next. The writer's five statements stay
     /// prepared from batch to batch and are finalized when it closes.
-    #[tokio::test]
-    async fn rotations_and_app_tokens_in_one_transaction() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A store in `dir` with the user `u` and the client `c` the tokens name.
+    async fn store_with_client(dir: &tempfile::TempDir) -> SqliteStore {
         let store = SqliteStore::open(dir.path().join("t.db").to_str().unwrap())
             .await
             .unwrap();
@@ -342,6 +375,13 @@ mod tests {
         ] {
             sqlx::query(sql).execute(store.writer()).await.unwrap();
         }
+        store
+    }
+
+    #[tokio::test]
+    async fn rotations_and_app_tokens_in_one_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_client(&dir).await;
         let [a, b, c] = ["fa", "fb", "fc"].map(|f| issue(f, NOW));
         for i in [&a, &b, &c] {
             store.insert_tokens(i, CAPS, NOW).await.unwrap();
@@ -419,5 +459,54 @@ mod tests {
         assert_eq!(open_statements(&store).await, sqlx_own + 5, "prepared once");
         writer.close().await;
         assert_eq!(open_statements(&store).await, sqlx_own);
+    }
+
+    /// Presented rotations: the writer reads each token in the batch and asks its
+    /// decision; the first accepted rotation of a token wins, and an unknown or refused
+    /// token stores nothing.
+    #[tokio::test]
+    async fn presented_rotations_are_read_decided_and_rotated_in_the_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_client(&dir).await;
+        let [a, b] = ["fa", "fb"].map(|f| issue(f, NOW));
+        for i in [&a, &b] {
+            store.insert_tokens(i, CAPS, NOW).await.unwrap();
+        }
+        let writer = SqliteBatches::new(store.writer().clone());
+        let key = |i: &TokenIssue| i.refresh.as_ref().unwrap().token_hash.clone();
+        let offer = |next: &TokenIssue| -> Decide {
+            let next = next.clone();
+            Arc::new(move |_: &RefreshToken| Some(next.clone()))
+        };
+        let (x, y) = (issue("fa", NOW + 1), issue("fa", NOW + 1));
+        let batch = [
+            Pending::unanswered_presented(key(&a), NOW + 1, offer(&x)),
+            // Reads the token the first rotated, and accepts it all the same: not live.
+            Pending::unanswered_presented(key(&a), NOW + 1, offer(&y)),
+            Pending::unanswered_presented("unknown".into(), NOW + 1, offer(&y)),
+            Pending::unanswered_presented(key(&b), NOW + 1, Arc::new(|_: &RefreshToken| None)),
+            app_token(),
+        ];
+        let won = writer.write(&batch).await.map_err(|e| e.error).unwrap();
+        assert_eq!(won, [true, false, false, false, true]);
+        let found: Vec<_> = batch.iter().map(Pending::take_found).collect();
+        match (&found[0], &found[3]) {
+            (Some(Presented::Rotated(rotated)), Some(Presented::Refused(refused))) => {
+                assert_eq!((&rotated.token_hash, rotated.rotated_at), (&key(&a), None));
+                assert_eq!(refused.token_hash, key(&b));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(found[1], Some(Presented::NotLive)));
+        assert!(matches!(found[2], Some(Presented::Unknown)));
+        assert_eq!(
+            (rotated_at(&store, &a).await, rotated_at(&store, &b).await),
+            (Some(NOW + 1), None)
+        );
+        for (i, stored) in [(&x, true), (&y, false)] {
+            assert_eq!(store.find_access_token(&i.access.token_hash).await.unwrap().is_some(), stored);
+            assert_eq!(store.find_refresh_token(&key(i)).await.unwrap().is_some(), stored);
+        }
+        writer.close().await;
     }
 }

@@ -10,7 +10,7 @@ use gatehouse_core::model::*;
 use gatehouse_core::policy::RefreshCaps;
 use gatehouse_core::scope::ScopeSet;
 use gatehouse_core::secret::random_token;
-use gatehouse_core::store::{Redemption, Rotation, Store, StoreResult, TokenIssue};
+use gatehouse_core::store::{Decide, Presented, Redemption, Rotation, Store, StoreResult, TokenIssue};
 use gatehouse_store::{PgStore, SqliteStore};
 
 struct Backend {
@@ -105,6 +105,7 @@ on_every_backend!(
     access_tokens_join_their_user,
     concurrent_lookups_each_get_their_own_row,
     refresh_rotation_has_one_winner_under_concurrency,
+    presented_rotation_reads_decides_and_has_one_winner,
     concurrent_rotations_store_their_tokens_and_a_bad_one_fails_alone,
     revoking_a_family_revokes_its_access_tokens,
     replayed_code_revokes_its_tokens,
@@ -442,6 +443,55 @@ mod cases {
         for t in tasks {
             t.await.unwrap();
         }
+    }
+
+    /// `rotate_presented`: the store reads the token and asks the decision what replaces
+    /// it; an unknown or refused token stores nothing, and of many at once one wins.
+    pub async fn presented_rotation_reads_decides_and_has_one_winner(store: Arc<dyn Store>) {
+        let u = user(&*store, "alice").await;
+        let c = client(&*store, &u, "App").await;
+        let first = issue(&c, &u, None, NOW, None);
+        store.insert_tokens(&first, CAPS, NOW).await.unwrap();
+        let old = first.refresh.clone().unwrap();
+
+        let never: Decide = Arc::new(|_: &RefreshToken| None);
+        let unknown = store.rotate_presented("no-such-key", NOW + 1, never.clone()).await.unwrap();
+        assert!(matches!(unknown, Presented::Unknown), "{unknown:?}");
+        match store.rotate_presented(&old.token_hash, NOW + 1, never).await.unwrap() {
+            Presented::Refused(r) => assert_eq!((r.token_hash, r.rotated_at), (old.token_hash.clone(), None)),
+            other => panic!("refused, not {other:?}"),
+        }
+
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let store = store.clone();
+            let next = issue(&c, &u, Some(&old.family_id), NOW + 2, None);
+            let key = old.token_hash.clone();
+            tasks.push(tokio::spawn(async move {
+                let offered = next.clone();
+                let decide: Decide = Arc::new(move |r: &RefreshToken| r.rotated_at.is_none().then(|| offered.clone()));
+                (store.rotate_presented(&key, NOW + 2, decide).await.unwrap(), next)
+            }));
+        }
+        let mut winners = 0;
+        for t in tasks {
+            let (found, next) = t.await.unwrap();
+            let stored = store.find_access_token(&next.access.token_hash).await.unwrap().is_some();
+            match found {
+                // The token as it was before this rotation.
+                Presented::Rotated(r) => {
+                    winners += 1;
+                    assert_eq!((r.rotated_at, stored), (None, true));
+                }
+                // Read after the winner's rotation, or read before it and claimed after.
+                Presented::Refused(r) => assert_eq!((r.rotated_at, stored), (Some(NOW + 2), false)),
+                Presented::NotLive => assert!(!stored),
+                Presented::Unknown => panic!("the token is stored"),
+            }
+        }
+        assert_eq!(winners, 1);
+        let rotated = store.find_refresh_token(&old.token_hash).await.unwrap().unwrap();
+        assert_eq!(rotated.rotated_at, Some(NOW + 2));
     }
 
     pub async fn revoking_a_family_revokes_its_access_tokens(store: Arc<dyn Store>) {

@@ -8,6 +8,7 @@ pub mod refresh_token;
 
 use crate::authority::Authority;
 use crate::model::{AccessToken, Client, ClientKind, RefreshToken};
+use crate::policy::Policy;
 use crate::scope::ScopeSet;
 use crate::secret::{new_ordered_id, new_token, random_token, token_key};
 use crate::store::TokenIssue;
@@ -112,67 +113,103 @@ pub(crate) async fn mint(
         new_token()
     };
 
-    let refresh_record = match (refresh, user_id) {
-        (Refresh::None, _) | (_, None) => None,
-        (Refresh::NewFamily, Some(uid)) => Some(RefreshToken {
-            token_hash: String::new(),
-            // The code's key names the family of the tokens it begins, so a replayed
-            // code revokes them by family (`Store::revoke_tokens_from_code`).
-            family_id: code_hash.map_or_else(new_ordered_id, str::to_string),
-            client_id: client.id.clone(),
-            user_id: uid.to_string(),
-            scopes: access_scopes.clone(),
-            created_at: now,
-            expires_at: None,
-            rotated_at: None,
-            revoked: false,
-            // The family names the code already (see `family_code` below).
-            code_hash: None,
-        }),
-        (Refresh::SameFamily(old), Some(_)) => Some(RefreshToken {
-            token_hash: String::new(),
-            created_at: now,
-            rotated_at: None,
-            revoked: false,
-            code_hash: family_code(old.code_hash.as_deref(), Some(&old.family_id)),
-            ..old.clone()
-        }),
-    };
-    let (refresh_plain, refresh_record) = match refresh_record {
-        Some(mut r) => {
+    let fresh = Fresh::new(access_plain, !matches!(refresh, Refresh::None) && user_id.is_some());
+    let issue = fresh.records(&auth.policy, &client.id, client.kind, user_id, access_scopes, refresh, code_hash, now);
+    Ok(Minted { response: fresh.response(ttl, access_scopes.clone()), issue })
+}
+
+/// A grant's new tokens, drawn, with the keys they are stored under.
+#[derive(Clone)]
+pub(crate) struct Fresh {
+    access: String,
+    access_key: String,
+    refresh: Option<(String, String)>,
+}
+
+impl Fresh {
+    /// `access` and, if `with_refresh`, a new refresh token.
+    pub(crate) fn new(access: String, with_refresh: bool) -> Fresh {
+        let access_key = token_key(&access);
+        let refresh = with_refresh.then(|| {
             let plain = new_token();
-            r.token_hash = token_key(&plain);
+            let key = token_key(&plain);
+            (plain, key)
+        });
+        Fresh { access, access_key, refresh }
+    }
+
+    /// The rows to store for these tokens. No I/O and no randomness: the refresh grant
+    /// runs it where the old token is read (`Store::rotate_presented`), perhaps twice.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn records(
+        &self,
+        policy: &Policy,
+        client_id: &str,
+        client_kind: ClientKind,
+        user_id: Option<&str>,
+        access_scopes: &ScopeSet,
+        refresh: Refresh<'_>,
+        code_hash: Option<&str>,
+        now: i64,
+    ) -> TokenIssue {
+        let refresh_record = match (refresh, user_id, &self.refresh) {
+            (Refresh::None, _, _) | (_, None, _) | (_, _, None) => None,
+            (Refresh::NewFamily, Some(uid), Some((_, key))) => Some(RefreshToken {
+                token_hash: key.clone(),
+                // The code's key names the family of the tokens it begins, so a replayed
+                // code revokes them by family (`Store::revoke_tokens_from_code`).
+                family_id: code_hash.map_or_else(new_ordered_id, str::to_string),
+                client_id: client_id.to_string(),
+                user_id: uid.to_string(),
+                scopes: access_scopes.clone(),
+                created_at: now,
+                expires_at: None,
+                rotated_at: None,
+                revoked: false,
+                // The family names the code already (see `family_code` below).
+                code_hash: None,
+            }),
+            (Refresh::SameFamily(old), Some(_), Some((_, key))) => Some(RefreshToken {
+                token_hash: key.clone(),
+                created_at: now,
+                rotated_at: None,
+                revoked: false,
+                code_hash: family_code(old.code_hash.as_deref(), Some(&old.family_id)),
+                ..old.clone()
+            }),
+        };
+        let refresh_record = refresh_record.map(|mut r| {
             // Public clients' refresh tokens expire after a period of disuse: each
             // rotation starts the period again.
-            r.expires_at = match client.kind {
-                ClientKind::Public => Some(now + auth.policy.public_refresh_idle_ttl),
+            r.expires_at = match client_kind {
+                ClientKind::Public => Some(now + policy.public_refresh_idle_ttl),
                 ClientKind::Confidential => None,
             };
-            (Some(plain), Some(r))
-        }
-        None => (None, None),
-    };
+            r
+        });
+        let access = AccessToken {
+            token_hash: self.access_key.clone(),
+            client_id: client_id.to_string(),
+            user_id: user_id.map(str::to_string),
+            scopes: access_scopes.clone(),
+            created_at: now,
+            expires_at: now + policy.access_token_ttl,
+            family_id: refresh_record.as_ref().map(|r| r.family_id.clone()),
+            code_hash: family_code(code_hash, refresh_record.as_ref().map(|r| r.family_id.as_str())),
+            revoked: false,
+        };
+        TokenIssue { access, refresh: refresh_record }
+    }
 
-    let access = AccessToken {
-        token_hash: token_key(&access_plain),
-        client_id: client.id.clone(),
-        user_id: user_id.map(str::to_string),
-        scopes: access_scopes.clone(),
-        created_at: now,
-        expires_at: now + ttl,
-        family_id: refresh_record.as_ref().map(|r| r.family_id.clone()),
-        code_hash: family_code(code_hash, refresh_record.as_ref().map(|r| r.family_id.as_str())),
-        revoked: false,
-    };
-    Ok(Minted {
-        response: TokenResponse {
-            access_token: access_plain,
+    /// The answer that hands these tokens out.
+    pub(crate) fn response(self, expires_in: i64, scope: ScopeSet) -> TokenResponse {
+        TokenResponse {
+            access_token: self.access,
             token_type: "bearer",
-            expires_in: ttl,
-            refresh_token: refresh_plain,
-            scope: access_scopes.clone(),
+            expires_in,
+            refresh_token: self.refresh.map(|(plain, _)| plain),
+            scope,
             id_token: None,
-        },
-        issue: TokenIssue { access, refresh: refresh_record },
-    })
+        }
+    }
 }
