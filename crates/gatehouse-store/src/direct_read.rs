@@ -3,7 +3,8 @@
 //! of the caller's when the answer is back; under load those thread switches cost more
 //! than the lookup. A lookup by primary key whose pages are cached takes microseconds, so
 //! it runs here instead, on a read-only connection of its own (WAL lets it read beside
-//! the writer). Used on the refresh path, where the lookup is never cached.
+//! the writer). Used for refresh-token lookups (revocation, and the refresh grant for JWT
+//! access tokens; other rotations read theirs in the writer's batch), which are never cached.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
