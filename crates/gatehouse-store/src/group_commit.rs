@@ -18,6 +18,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::sql_store::{retrying, Claim};
 
+/// How long the queue stays empty before the writer lets go of what it keeps between
+/// batches (`WriteBatch::idle`).
+const IDLE_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Most jobs one transaction takes; bounds the time a batch holds its locks.
 const MAX_BATCH: usize = 512;
 /// Rows in one INSERT: ten parameters at most, well under SQLite's limit of 32,766 (and
@@ -28,8 +32,9 @@ pub(crate) const ROWS_PER_INSERT: usize = 256;
 pub(crate) trait WriteBatch: Send + Sync + 'static {
     fn write(&self, batch: &[Pending]) -> impl Future<Output = Result<Vec<bool>, BatchError>> + Send;
 
-    /// Lets go of what the writer holds on its connection, once the last batch is done.
-    fn close(&self) -> impl Future<Output = ()> + Send {
+    /// Lets go of what the writer holds on its connection: called when the queue has
+    /// been empty for `IDLE_AFTER`, and once the last batch is done.
+    fn idle(&self) -> impl Future<Output = ()> + Send {
         async {}
     }
 }
@@ -190,7 +195,17 @@ impl Pending {
 async fn run(writer: impl WriteBatch, mut rx: mpsc::Receiver<Pending>) {
     let writer = std::sync::Arc::new(writer);
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    loop {
+        let received = match tokio::time::timeout(IDLE_AFTER, rx.recv_many(&mut batch, MAX_BATCH)).await {
+            Ok(n) => n,
+            Err(_) => {
+                writer.idle().await;
+                rx.recv_many(&mut batch, MAX_BATCH).await
+            }
+        };
+        if received == 0 {
+            break;
+        }
         // Each batch is a task of its own, so that a panic in it (a bug) ends that batch
         // only: its callers' answers are dropped, which they hear as an error, and the
         // writer goes on with the next batch instead of failing every write after it.
@@ -208,7 +223,7 @@ async fn run(writer: impl WriteBatch, mut rx: mpsc::Receiver<Pending>) {
             }
         }
     }
-    writer.close().await;
+    writer.idle().await;
 }
 
 /// Writes `batch` and answers (and empties) it.
@@ -270,6 +285,30 @@ mod tests {
             revoked: false,
         };
         TokenIssue { access, refresh: None }
+    }
+
+    /// Writes every batch, and counts the times it is told the queue went quiet.
+    struct CountsIdle(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl WriteBatch for CountsIdle {
+        async fn write(&self, batch: &[Pending]) -> Result<Vec<bool>, BatchError> {
+            Ok(vec![true; batch.len()])
+        }
+
+        async fn idle(&self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_writer_lets_go_once_its_queue_stays_empty() {
+        let caps = RefreshCaps { per_client_user: 1, per_user: 1 };
+        let idle = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let writer = TokenWriter::on_task(CountsIdle(idle.clone()));
+        writer.insert(&app_token(), caps, 0).await.unwrap();
+        let before = idle.load(Ordering::SeqCst);
+        tokio::time::sleep(IDLE_AFTER * 3).await;
+        assert!(idle.load(Ordering::SeqCst) > before, "no idle call after a quiet spell");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

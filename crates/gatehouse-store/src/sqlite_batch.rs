@@ -14,12 +14,13 @@
 //! read-only connection, whose cache every commit empties, it cost that thread a
 //! tenth of its time; here it costs the writer a B-tree lookup in cached pages.
 //!
-//! The statements stay prepared from one batch to the next (preparing them for each
-//! batch was a tenth of the writer's time). sqlx cannot close a connection that has
-//! statements of ours open (SQLite refuses, and sqlx panics), so the writer pool never
-//! closes its connection on its own (`SqliteStore::open`), and ours are finalized only
-//! with sqlx's thread locked off the connection: when the writer stops (`close`), or
-//! before a connection stuck in a transaction is thrown away.
+//! The statements stay prepared from one batch to the next while batches follow each
+//! other (preparing them for each batch was a tenth of the writer's time under load).
+//! sqlx cannot close a connection that has statements of ours open (SQLite refuses, and
+//! sqlx panics), so the writer pool never closes its connection on its own
+//! (`SqliteStore::open`), and ours are finalized, with sqlx's thread locked off the
+//! connection, whenever the writer's queue runs empty (`idle`; a server that stops, or
+//! sits idle, holds none), and before a connection stuck in a transaction is thrown away.
 
 use std::mem::ManuallyDrop;
 use std::sync::{LazyLock, Mutex, PoisonError};
@@ -117,15 +118,28 @@ impl WriteBatch for SqliteBatches {
         result
     }
 
-    async fn close(&self) {
+    async fn idle(&self) {
         let Some(b) = self.borrowed.lock().unwrap_or_else(PoisonError::into_inner).take() else {
             return;
         };
-        let Ok(mut conn) = self.pool.acquire().await else { return };
-        let Ok(mut locked) = conn.lock_handle().await else { return };
+        let mut conn = match self.pool.acquire().await {
+            Ok(conn) => conn,
+            Err(_) => return self.keep(b),
+        };
+        let mut locked = match conn.lock_handle().await {
+            Ok(locked) => locked,
+            Err(_) => return self.keep(b),
+        };
         if locked.as_raw_handle().as_ptr() as usize == b.handle {
             b.finalize();
         }
+    }
+}
+
+impl SqliteBatches {
+    /// Puts back statements that could not be finalized just now, for the next try.
+    fn keep(&self, b: Borrowed) {
+        *self.borrowed.lock().unwrap_or_else(PoisonError::into_inner) = Some(b);
     }
 }
 
@@ -457,7 +471,7 @@ mod tests {
             .is_some());
 
         assert_eq!(open_statements(&store).await, sqlx_own + 5, "prepared once");
-        writer.close().await;
+        writer.idle().await;
         assert_eq!(open_statements(&store).await, sqlx_own);
     }
 
@@ -507,6 +521,6 @@ mod tests {
             assert_eq!(store.find_access_token(&i.access.token_hash).await.unwrap().is_some(), stored);
             assert_eq!(store.find_refresh_token(&key(i)).await.unwrap().is_some(), stored);
         }
-        writer.close().await;
+        writer.idle().await;
     }
 }

@@ -21,15 +21,16 @@ pub async fn refresh(
     let hash = token_key(presented);
     let now = auth.now();
     // A narrower scope may be asked for; the new refresh token keeps the original
-    // scope (RFC 6749 §6).
-    let asked = match scope.filter(|s| !s.trim().is_empty()) {
-        None => None,
-        Some(raw) => Some(auth.catalog.parse(Some(raw))?),
-    };
+    // scope (RFC 6749 §6). An unknown name is refused only after the token's own
+    // checks, so that a reused token still revokes its family.
+    let asked: Asked = scope
+        .filter(|s| !s.trim().is_empty())
+        .map(|raw| auth.catalog.parse(Some(raw)))
+        .transpose();
     if auth.policy.jwt_access_tokens || client.jwt_access_tokens {
         // A JWT access token is signed with claims from the stored token, and signing
         // may read keys from the store: read first, then rotate.
-        return refresh_in_steps(auth, client, &hash, asked.as_ref(), now).await;
+        return refresh_in_steps(auth, client, &hash, &asked, now).await;
     }
 
     // Opaque tokens are drawn before the old one is read, so that the store can read,
@@ -39,7 +40,7 @@ pub async fn refresh(
         let (fresh, client_id, kind) = (fresh.clone(), client.id.clone(), client.kind);
         let (policy, asked) = (auth.policy.clone(), asked.clone());
         Arc::new(move |record: &RefreshToken| {
-            let access_scopes = check(record, &client_id, now, policy.refresh_reuse_grace, asked.as_ref()).ok()?;
+            let access_scopes = check(record, &client_id, now, policy.refresh_reuse_grace, &asked).ok()?;
             let user = Some(record.user_id.as_str());
             let code = record.code_hash.as_deref();
             Some(fresh.records(&policy, &client_id, kind, user, &access_scopes, Refresh::SameFamily(record), code, now))
@@ -47,14 +48,14 @@ pub async fn refresh(
     };
     match auth.store.rotate_presented(&hash, now, decide).await? {
         Presented::Rotated(record) => {
-            let access_scopes = check(&record, &client.id, now, auth.policy.refresh_reuse_grace, asked.as_ref())
+            let access_scopes = check(&record, &client.id, now, auth.policy.refresh_reuse_grace, &asked)
                 .map_err(|_| OAuthError::server_error())?;
             // The writer may not have dropped its copy of the decision yet.
             let response = Arc::unwrap_or_clone(fresh).response(auth.policy.access_token_ttl, access_scopes);
             with_id_token(auth, response, client, &record.user_id, None, None).await
         }
         Presented::Refused(record) => {
-            let refusal = check(&record, &client.id, now, auth.policy.refresh_reuse_grace, asked.as_ref())
+            let refusal = check(&record, &client.id, now, auth.policy.refresh_reuse_grace, &asked)
                 .err()
                 .unwrap_or(Refusal::Invalid);
             Err(refuse(auth, client, &record, &hash, refusal).await?)
@@ -68,7 +69,7 @@ async fn refresh_in_steps(
     auth: &Authority,
     client: &Client,
     hash: &str,
-    asked: Option<&ScopeSet>,
+    asked: &Asked,
     now: i64,
 ) -> Result<TokenResponse, OAuthError> {
     let record = auth.store.find_refresh_token(hash).await?.ok_or_else(invalid)?;
@@ -90,6 +91,9 @@ async fn refresh_in_steps(
     }
 }
 
+/// The scope asked for, if any, as read against the catalog.
+type Asked = Result<Option<ScopeSet>, OAuthError>;
+
 /// Why a presented refresh token is not rotated.
 enum Refusal {
     /// Unknown to this client, revoked, or rotated within the grace period.
@@ -99,6 +103,8 @@ enum Refusal {
     Expired,
     /// More scope asked for than was granted.
     Scope,
+    /// A scope name the catalog does not know: its error.
+    UnknownScope(OAuthError),
 }
 
 /// The checks on a stored refresh token, and the access token's scope if it passes. No
@@ -108,7 +114,7 @@ fn check(
     client_id: &str,
     now: i64,
     reuse_grace: i64,
-    asked: Option<&ScopeSet>,
+    asked: &Asked,
 ) -> Result<ScopeSet, Refusal> {
     if record.client_id != client_id || record.revoked {
         return Err(Refusal::Invalid);
@@ -122,9 +128,10 @@ fn check(
         return Err(Refusal::Expired);
     }
     match asked {
-        None => Ok(record.scopes.clone()),
-        Some(asked) if asked.is_subset_of(&record.scopes) => Ok(asked.clone()),
-        Some(_) => Err(Refusal::Scope),
+        Err(unknown) => Err(Refusal::UnknownScope(unknown.clone())),
+        Ok(None) => Ok(record.scopes.clone()),
+        Ok(Some(asked)) if asked.is_subset_of(&record.scopes) => Ok(asked.clone()),
+        Ok(Some(_)) => Err(Refusal::Scope),
     }
 }
 
@@ -149,6 +156,7 @@ async fn refuse(
         }
         Refusal::Expired => OAuthError::invalid_grant("the refresh token has expired"),
         Refusal::Scope => OAuthError::invalid_scope("scope exceeds what was originally granted"),
+        Refusal::UnknownScope(error) => error,
     })
 }
 
