@@ -419,7 +419,8 @@ macro_rules! impl_store {
                     insert_issues(&mut tx, &issues).await.map_err(db_err)?;
                 }
 
-                // The rest one by one: grants with refresh tokens (their caps) and redemptions.
+                // The rest one by one: grants with refresh tokens (their caps), redemptions,
+                // and rotations decided on the token read here (`read_then_rotate`).
                 for (i, p) in batch.iter().enumerate() {
                     match p {
                         Pending::Grant(g) if g.issue.refresh.is_some() => {

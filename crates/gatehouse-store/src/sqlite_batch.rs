@@ -29,9 +29,10 @@ use gatehouse_core::model::{AccessToken, RefreshToken};
 use rusqlite::{named_params, params, Connection};
 use sqlx::{Pool, Sqlite};
 
+use gatehouse_core::store::{Presented, TokenIssue};
+
 use crate::direct_read::read_refresh;
 use crate::group_commit::{BatchError, Pending, WriteBatch};
-use gatehouse_core::store::Presented;
 use crate::sql_store::{db_err, rusqlite_err, INSERT_ACCESS, INSERT_REFRESH, ROTATE};
 use crate::sqlite::store_impl;
 
@@ -64,6 +65,11 @@ impl SqliteBatches {
             pool,
         }
     }
+
+    /// Puts back statements that could not be finalized just now, for the next try.
+    fn keep(&self, b: Borrowed) {
+        *self.borrowed.lock().unwrap_or_else(PoisonError::into_inner) = Some(b);
+    }
 }
 
 /// App tokens and refresh rotations: the jobs this writer does itself.
@@ -77,8 +83,8 @@ fn simple(p: &Pending) -> bool {
 
 impl WriteBatch for SqliteBatches {
     async fn write(&self, batch: &[Pending]) -> Result<Vec<bool>, BatchError> {
-        // App tokens alone are one multi-row INSERT that commits by itself, one hand-off
-        // already, and sqlx keeps it prepared; here each batch prepares its statements.
+        // App tokens alone are one multi-row INSERT that commits by itself: one hand-off
+        // already, without BEGIN and COMMIT.
         let rotations = batch.iter().any(|p| !matches!(p, Pending::Grant(_)));
         if !rotations || !batch.iter().all(simple) {
             return self.general.write(batch).await;
@@ -136,13 +142,6 @@ impl WriteBatch for SqliteBatches {
     }
 }
 
-impl SqliteBatches {
-    /// Puts back statements that could not be finalized just now, for the next try.
-    fn keep(&self, b: Borrowed) {
-        *self.borrowed.lock().unwrap_or_else(PoisonError::into_inner) = Some(b);
-    }
-}
-
 /// One transaction for the batch, in arrival order; for each job, whether it won.
 /// Whatever happens, the connection is handed back with no transaction open.
 fn write_in_transaction(db: &Connection, batch: &[Pending]) -> Result<Vec<bool>, BatchError> {
@@ -169,46 +168,38 @@ fn write_jobs(db: &Connection, batch: &[Pending]) -> rusqlite::Result<Vec<bool>>
                 won[i] = true;
             }
             Pending::Claim(c) => {
-                // Of two rotations of one token, the first in the batch changes the row.
                 let at = c.claim.at.unwrap_or(c.claim.now);
-                let changed = db
-                    .prepare_cached(ROTATE)?
-                    .execute(named_params! { "$1": c.claim.key, "$2": at })?;
-                if changed == 1 {
-                    insert_access(db, &c.claim.issue.access)?;
-                    if let Some(refresh) = &c.claim.issue.refresh {
-                        insert_refresh(db, refresh)?;
-                    }
-                    won[i] = true;
-                }
+                won[i] = rotate(db, &c.claim.key, at, &c.claim.issue)?;
             }
             Pending::Presented(job) => {
                 let found = match read_refresh(db, &job.key)? {
                     None => Presented::Unknown,
                     Some(record) => match (job.decide)(&record) {
                         None => Presented::Refused(record),
-                        Some(issue) => {
-                            let changed = db
-                                .prepare_cached(ROTATE)?
-                                .execute(named_params! { "$1": job.key, "$2": job.now })?;
-                            if changed == 1 {
-                                insert_access(db, &issue.access)?;
-                                if let Some(refresh) = &issue.refresh {
-                                    insert_refresh(db, refresh)?;
-                                }
-                                won[i] = true;
-                                Presented::Rotated(record)
-                            } else {
-                                Presented::NotLive
-                            }
-                        }
+                        Some(issue) if rotate(db, &job.key, job.now, &issue)? => Presented::Rotated(record),
+                        Some(_) => Presented::NotLive,
                     },
                 };
+                won[i] = matches!(found, Presented::Rotated(_));
                 job.found(found);
             }
         }
     }
     Ok(won)
+}
+
+/// Marks the refresh token `key` rotated at `at` and stores `issue`, if it is still live;
+/// whether it was. Of two rotations of one token, the first in the batch changes the row.
+fn rotate(db: &Connection, key: &str, at: i64, issue: &TokenIssue) -> rusqlite::Result<bool> {
+    let changed = db.prepare_cached(ROTATE)?.execute(named_params! { "$1": key, "$2": at })?;
+    if changed != 1 {
+        return Ok(false);
+    }
+    insert_access(db, &issue.access)?;
+    if let Some(refresh) = &issue.refresh {
+        insert_refresh(db, refresh)?;
+    }
+    Ok(true)
 }
 
 /// A statement without parameters or rows, kept prepared.
