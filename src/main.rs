@@ -193,7 +193,7 @@ fn database_url(global: &GlobalOpts, file: &FileConfig) -> String {
 }
 
 async fn authority(global: &GlobalOpts, file: &FileConfig) -> Result<Authority, String> {
-    let store = gatehouse_store::open(&database_url(global, file)).await?;
+    let store = gatehouse_store::open(&database_url(global, file)).await.map_err(|e| e.to_string())?;
     let mut auth = Authority::new(store);
     auth.policy = file.policy()?;
     auth.catalog = file.catalog()?;

@@ -221,9 +221,8 @@ async fn run(database_url: Option<&str>) {
     );
 
     if database_url.is_none() {
-        let url = format!("sqlite://{}", dir.path().join("gatehouse.db").display());
-        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.unwrap();
-        let (verdict,): (String,) = sqlx::query_as("PRAGMA integrity_check").fetch_one(&mut conn).await.unwrap();
+        let conn = rusqlite::Connection::open(dir.path().join("gatehouse.db")).unwrap();
+        let verdict: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
         assert_eq!(verdict, "ok");
     }
 }

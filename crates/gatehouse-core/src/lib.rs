@@ -24,7 +24,6 @@ pub mod revoke;
 pub mod scope;
 pub mod secret;
 pub mod store;
-pub mod store_cache;
 
 pub use authority::Authority;
 pub use error::{ErrorCode, OAuthError};

@@ -53,7 +53,7 @@ pub type Decide = std::sync::Arc<dyn Fn(&RefreshToken) -> Option<TokenIssue> + S
 /// `Store::rotate_presented` in two steps, a read and then a rotation: for backends whose
 /// writer does not read.
 pub async fn rotate_presented_in_steps(
-    store: &(impl Store + ?Sized),
+    store: &(impl Tokens + ?Sized),
     old_hash: &str,
     now: i64,
     decide: Decide,
@@ -77,15 +77,24 @@ pub struct TokenIssue {
     pub refresh: Option<RefreshToken>,
 }
 
+/// Users, their passwords and their browser sessions.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    // Users
+pub trait Accounts: Send + Sync {
     /// Fails with `Conflict` if the login is taken (case-insensitive).
     async fn create_user(&self, user: &User) -> StoreResult<()>;
     async fn find_user(&self, id: &str) -> StoreResult<Option<User>>;
     async fn find_user_by_login(&self, login: &str) -> StoreResult<Option<User>>;
+    /// A new password hash; every refresh token of the user stops working, as platforms
+    /// do on a password change, and every other session ends.
+    async fn change_password(&self, user_id: &str, password_hash: &str, keep_session: &str) -> StoreResult<()>;
+    async fn create_session(&self, session: &Session) -> StoreResult<()>;
+    async fn find_session(&self, id_hash: &str, now: i64) -> StoreResult<Option<Session>>;
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
+}
 
-    // Clients
+/// Registered applications.
+#[async_trait]
+pub trait Clients: Send + Sync {
     /// Fails with `Conflict` if the name is taken (case-insensitive, across all clients).
     async fn create_client(&self, client: &Client) -> StoreResult<()>;
     async fn find_client(&self, id: &str) -> StoreResult<Option<Client>>;
@@ -99,7 +108,6 @@ pub trait Store: Send + Sync + 'static {
         new_hash: &str,
         previous_expires_at: Option<i64>,
     ) -> StoreResult<bool>;
-
     /// Changes what a developer may edit; `Conflict` if the new name is taken.
     async fn update_client(
         &self,
@@ -109,22 +117,25 @@ pub trait Store: Send + Sync + 'static {
         redirect_uris: &[String],
         allow_implicit: bool,
     ) -> StoreResult<bool>;
+}
 
-    /// A new password hash; every refresh token of the user stops working, as platforms
-    /// do on a password change, and every other session ends.
-    async fn change_password(&self, user_id: &str, password_hash: &str, keep_session: &str) -> StoreResult<()>;
-
+/// What users granted: consents, authorization codes and device authorizations, and
+/// the single-use steps that turn a code or an approved device into tokens.
+#[async_trait]
+pub trait Grants: Send + Sync {
+    async fn find_consent(&self, user_id: &str, client_id: &str) -> StoreResult<Option<Consent>>;
+    /// Records that the user granted `scopes` to the client, adding to earlier grants.
+    async fn grant_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scopes: &ScopeSet,
+        now: i64,
+    ) -> StoreResult<()>;
     /// The applications a user has authorized, with what and when.
     async fn list_consents(&self, user_id: &str) -> StoreResult<Vec<(Consent, Client)>>;
     /// Forgets the user's consent to the client and revokes every token it holds for them.
     async fn disconnect(&self, user_id: &str, client_id: &str) -> StoreResult<()>;
-
-    // Browser sessions
-    async fn create_session(&self, session: &Session) -> StoreResult<()>;
-    async fn find_session(&self, id_hash: &str, now: i64) -> StoreResult<Option<Session>>;
-    async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
-
-    // Authorization codes
     async fn insert_code(&self, code: &AuthorizationCode) -> StoreResult<()>;
     async fn find_code(&self, code_hash: &str) -> StoreResult<Option<AuthorizationCode>>;
     /// Atomically: mark the code used if it is unused, and store the tokens; or nothing.
@@ -141,8 +152,27 @@ pub trait Store: Send + Sync + 'static {
     /// Codes from before migration 0008 (keys without the issue-order prefix) also take
     /// the tokens that name them in `code_hash`.
     async fn revoke_tokens_from_code(&self, code: Family<'_>) -> StoreResult<()>;
+    async fn insert_device(&self, device: &DeviceAuthorization) -> StoreResult<()>;
+    async fn find_device_by_user_code(&self, user_code_hash: &str) -> StoreResult<Option<DeviceAuthorization>>;
+    /// Atomically records a poll at `now` and returns the authorization as it was
+    /// before, and whether the poll came sooner than its interval allows; if so the
+    /// interval grows by 5 seconds (RFC 8628 §3.5, `slow_down`).
+    async fn poll_device(&self, device_code_hash: &str, now: i64) -> StoreResult<Option<(DeviceAuthorization, bool)>>;
+    /// Approves or denies a pending, unexpired authorization; false if it was not pending.
+    async fn decide_device(
+        &self,
+        device_code_hash: &str,
+        approve: Option<(&str, i64)>,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Atomically: mark an approved authorization used and store the tokens; or nothing.
+    async fn redeem_device(&self, device_code_hash: &str, issue: &TokenIssue, caps: RefreshCaps, now: i64)
+        -> StoreResult<Redemption>;
+}
 
-    // Tokens
+/// Access and refresh tokens: issuing, looking up, rotating and revoking.
+#[async_trait]
+pub trait Tokens: Send + Sync {
     /// Stores tokens not tied to a code (client credentials, implicit grant).
     async fn insert_tokens(&self, issue: &TokenIssue, caps: RefreshCaps, now: i64)
         -> StoreResult<()>;
@@ -168,43 +198,37 @@ pub trait Store: Send + Sync + 'static {
     /// rotated tokens as they are).
     async fn revoke_refresh_token(&self, token_hash: &str) -> StoreResult<()>;
     async fn revoke_access_token(&self, token_hash: &str) -> StoreResult<()>;
+}
 
-    // Consent
-    async fn find_consent(&self, user_id: &str, client_id: &str) -> StoreResult<Option<Consent>>;
-    /// Records that the user granted `scopes` to the client, adding to earlier grants.
-    async fn grant_consent(
-        &self,
-        user_id: &str,
-        client_id: &str,
-        scopes: &ScopeSet,
-        now: i64,
-    ) -> StoreResult<()>;
-
-    // OpenID Connect signing keys
+/// OpenID Connect signing keys.
+#[async_trait]
+pub trait SigningKeys: Send + Sync {
     async fn insert_signing_key(&self, key: &SigningKey) -> StoreResult<()>;
     async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKey>>;
     /// Marks every unretired key but `keep_kid` retired at `now`.
     async fn retire_signing_keys(&self, keep_kid: &str, now: i64) -> StoreResult<()>;
+}
 
-    // Device authorization (RFC 8628)
-    async fn insert_device(&self, device: &DeviceAuthorization) -> StoreResult<()>;
-    async fn find_device_by_user_code(&self, user_code_hash: &str) -> StoreResult<Option<DeviceAuthorization>>;
-    /// Atomically records a poll at `now` and returns the authorization as it was
-    /// before, and whether the poll came sooner than its interval allows; if so the
-    /// interval grows by 5 seconds (RFC 8628 §3.5, `slow_down`).
-    async fn poll_device(&self, device_code_hash: &str, now: i64) -> StoreResult<Option<(DeviceAuthorization, bool)>>;
-    /// Approves or denies a pending, unexpired authorization; false if it was not pending.
-    async fn decide_device(
-        &self,
-        device_code_hash: &str,
-        approve: Option<(&str, i64)>,
-        now: i64,
-    ) -> StoreResult<bool>;
-    /// Atomically: mark an approved authorization used and store the tokens; or nothing.
-    async fn redeem_device(&self, device_code_hash: &str, issue: &TokenIssue, caps: RefreshCaps, now: i64)
-        -> StoreResult<Redemption>;
+/// Rate limits shared by every instance.
+#[async_trait]
+pub trait RateBuckets: Send + Sync {
+    /// Takes `count` requests from the named bucket at once, atomically: as many as it
+    /// holds are let through, in order.
+    async fn take_rate_tokens(&self, bucket: &str, budget: RateBudget, now: i64, count: i64) -> StoreResult<RateTake>;
+}
 
-    // The demo platform API's data
+/// Housekeeping.
+#[async_trait]
+pub trait Upkeep: Send + Sync {
+    /// Deletes expired codes, sessions and tokens, and revoked tokens past any use.
+    /// Works in small batches so it never holds the database for long. Returns rows deleted.
+    async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
+}
+
+/// The demo platform API's own data (channels, follows, blocks, subscriptions): not
+/// part of the OAuth server, kept apart so that a platform with its own API drops it.
+#[async_trait]
+pub trait PlatformData: Send + Sync {
     /// The user's channel, created with a fresh stream key on first use.
     async fn channel(&self, user_id: &str, new_stream_key: &str, now: i64) -> StoreResult<Channel>;
     async fn update_channel(
@@ -224,14 +248,9 @@ pub trait Store: Send + Sync + 'static {
     async fn related_to(&self, kind: Relation, user_id: &str) -> StoreResult<Vec<RelatedUser>>;
     /// The users pointing at `target_user_id` (its followers, subscribers).
     async fn related_from(&self, kind: Relation, target_user_id: &str) -> StoreResult<Vec<RelatedUser>>;
-
-    // Rate limits shared by every instance
-    /// Takes `count` requests from the named bucket at once, atomically: as many as it
-    /// holds are let through, in order.
-    async fn take_rate_tokens(&self, bucket: &str, budget: RateBudget, now: i64, count: i64) -> StoreResult<RateTake>;
-
-    // Upkeep
-    /// Deletes expired codes, sessions and tokens, and revoked tokens past any use.
-    /// Works in small batches so it never holds the database for long. Returns rows deleted.
-    async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
 }
+
+/// The whole storage contract: what a backend implements, and what the server holds.
+pub trait Store: Accounts + Clients + Grants + Tokens + SigningKeys + RateBuckets + Upkeep + PlatformData + 'static {}
+
+impl<T> Store for T where T: Accounts + Clients + Grants + Tokens + SigningKeys + RateBuckets + Upkeep + PlatformData + 'static {}

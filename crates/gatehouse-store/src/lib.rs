@@ -1,39 +1,94 @@
-//! Gatehouse storage: the core `Store` trait for SQLite (the default) and PostgreSQL.
+//! Gatehouse storage: the core's storage roles for SQLite (the default) and PostgreSQL.
 //!
-//! Both backends share one body of SQL (see `sql_store.rs`): the schema is written so
-//! that the same statements run on both, and the few places where the engines differ
-//! (how a write transaction starts, row locks) are named per backend. One conformance
-//! suite (`tests/conformance.rs`) runs every storage test against both.
+//! The layout, from the core's traits down to the drivers:
+//! - `roles/`: one file per role trait of `gatehouse_core::store`, each implemented once
+//!   for [`SqlStore`], whatever its backend, as SQL text and the steps around it.
+//! - `token_steps`: the steps of the token writes (new tokens, caps, claims, rotations,
+//!   revocations), shared by the roles and the batch writers.
+//! - `group_commit`: the queue of hot token writes ([`group_commit::Job`]), done in
+//!   batches, one commit each.
+//! - `db`: the seam between SQL and driver: `Db` (a backend) and `Tx` (an open
+//!   transaction), parameters and rows.
+//! - `sqlite/` (rusqlite: a writer thread owning its connection, read-only connections for
+//!   lookups) and `postgres/` (sqlx: pools, batched lookups, bulk batches).
+//! - `cache`: the read cache in front of a store that one server owns.
+//!
+//! One conformance suite (`tests/conformance.rs`) runs every storage test against both.
 
-mod batch_read;
-mod direct_read;
+mod cache;
+mod db;
 mod group_commit;
-mod sql_store;
-mod sqlite_batch;
-pub mod postgres;
-pub mod sqlite;
+mod postgres;
+mod roles;
+mod rows;
+mod sqlite;
+mod token_steps;
 
 use std::sync::Arc;
 
 use gatehouse_core::store::Store;
 
-pub use postgres::PgStore;
-pub use sqlite::SqliteStore;
+pub use cache::CachedStore;
+pub use postgres::{PgConnectError, PgDb};
+pub use sqlite::{MigrateError, SqliteDb, SqliteOpenError};
+
+/// The store, on the backend `D`.
+pub struct SqlStore<D> {
+    db: D,
+}
+
+pub type SqliteStore = SqlStore<SqliteDb>;
+pub type PgStore = SqlStore<PgDb>;
+
+impl SqlStore<SqliteDb> {
+    /// Opens (creating if needed) the SQLite database file at `path` and applies migrations.
+    pub async fn open(path: &str) -> Result<Self, SqliteOpenError> {
+        Ok(SqlStore { db: SqliteDb::open(path).await? })
+    }
+
+    pub fn migrator() -> &'static sqlx::migrate::Migrator {
+        &sqlite::MIGRATOR
+    }
+}
+
+impl SqlStore<PgDb> {
+    /// Connects to PostgreSQL and applies migrations.
+    pub async fn connect(url: &str) -> Result<Self, PgConnectError> {
+        Ok(SqlStore { db: PgDb::connect(url).await? })
+    }
+
+    pub fn migrator() -> &'static sqlx::migrate::Migrator {
+        &postgres::MIGRATOR
+    }
+
+    /// Applied migration versions, for the test that both backends are in step.
+    pub async fn migration_versions(&self) -> Result<Vec<i64>, sqlx::Error> {
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version").fetch_all(self.db.pool()).await
+    }
+}
+
+/// Why a store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+    #[error(transparent)]
+    Sqlite(#[from] SqliteOpenError),
+    #[error(transparent)]
+    Postgres(#[from] PgConnectError),
+}
 
 /// Opens the store a database URL names, creating and migrating it as needed:
 /// `sqlite://relative/path.db`, `sqlite:///absolute/path.db`, or `postgres://…`.
-pub async fn open(url: &str) -> Result<Arc<dyn Store>, String> {
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, OpenError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(PgStore::connect(url).await?))
     } else if let Some(path) = url.strip_prefix("sqlite://") {
-        // One server owns a SQLite file, so its reads may be cached (see store_cache).
+        // One server owns a SQLite file, so its reads may be cached (see cache).
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(path).await?);
-        Ok(Arc::new(gatehouse_core::store_cache::CachedStore::new(store)))
+        Ok(Arc::new(CachedStore::new(store)))
     } else {
-        Err(format!(
-            "unsupported database URL {:?}: use sqlite://PATH or postgres://…",
-            redact_url(url)
-        ))
+        Err(OpenError::UnsupportedUrl(redact_url(url)))
     }
 }
 
@@ -55,10 +110,7 @@ pub fn redact_url(url: &str) -> String {
 mod tests {
     #[test]
     fn passwords_are_redacted_from_urls() {
-        assert_eq!(
-            super::redact_url("postgres://gh:hunter2@db:5432/gh"),
-            "postgres://gh:***@db:5432/gh"
-        );
+        assert_eq!(super::redact_url("postgres://gh:hunter2@db:5432/gh"), "postgres://gh:***@db:5432/gh");
         assert_eq!(super::redact_url("sqlite://x.db"), "sqlite://x.db");
     }
 }

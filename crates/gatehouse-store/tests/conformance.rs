@@ -55,7 +55,7 @@ async fn backends() -> Vec<Backend> {
     let cached_dir = tempfile::tempdir().unwrap();
     let cached = SqliteStore::open(cached_dir.path().join("cached.db").to_str().unwrap()).await.expect("sqlite");
     // What `gatehouse_store::open` gives for SQLite: the same store behind the read cache.
-    let cached = gatehouse_core::store_cache::CachedStore::new(Arc::new(cached));
+    let cached = gatehouse_store::CachedStore::new(Arc::new(cached));
     let mut all = vec![
         Backend { name: "sqlite", store: Arc::new(sqlite), cleanup: Cleanup::Sqlite(dir) },
         Backend { name: "sqlite behind the read cache", store: Arc::new(cached), cleanup: Cleanup::Sqlite(cached_dir) },

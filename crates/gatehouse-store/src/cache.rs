@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use crate::model::*;
-use crate::policy::RefreshCaps;
-use crate::scope::ScopeSet;
-use crate::store::{Decide, Presented, Redemption, Rotation, Store, StoreResult, TokenIssue};
+use gatehouse_core::model::*;
+use gatehouse_core::policy::RefreshCaps;
+use gatehouse_core::scope::ScopeSet;
+use gatehouse_core::store::*;
 
 const TTL: Duration = Duration::from_secs(1);
 /// Entries before the cache starts over: bounds memory under a flood of distinct keys.
@@ -68,7 +68,7 @@ impl CachedStore {
 }
 
 #[async_trait]
-impl Store for CachedStore {
+impl Accounts for CachedStore {
     async fn create_user(&self, user: &User) -> StoreResult<()> {
         self.inner.create_user(user).await
     }
@@ -88,6 +88,28 @@ impl Store for CachedStore {
         self.inner.find_user_by_login(login).await
     }
 
+    async fn change_password(&self, user_id: &str, password_hash: &str, keep_session: &str) -> StoreResult<()> {
+        let result = self.inner.change_password(user_id, password_hash, keep_session).await;
+        self.users.forget(user_id);
+        self.tokens.clear();
+        result
+    }
+
+    async fn create_session(&self, session: &Session) -> StoreResult<()> {
+        self.inner.create_session(session).await
+    }
+
+    async fn find_session(&self, id_hash: &str, now: i64) -> StoreResult<Option<Session>> {
+        self.inner.find_session(id_hash, now).await
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
+        self.inner.delete_session(id_hash).await
+    }
+}
+
+#[async_trait]
+impl Clients for CachedStore {
     async fn create_client(&self, client: &Client) -> StoreResult<()> {
         self.inner.create_client(client).await
     }
@@ -125,14 +147,10 @@ impl Store for CachedStore {
         self.tokens.clear();
         result
     }
+}
 
-    async fn change_password(&self, user_id: &str, password_hash: &str, keep_session: &str) -> StoreResult<()> {
-        let result = self.inner.change_password(user_id, password_hash, keep_session).await;
-        self.users.forget(user_id);
-        self.tokens.clear();
-        result
-    }
-
+#[async_trait]
+impl Grants for CachedStore {
     async fn list_consents(&self, user_id: &str) -> StoreResult<Vec<(Consent, Client)>> {
         self.inner.list_consents(user_id).await
     }
@@ -141,18 +159,6 @@ impl Store for CachedStore {
         let result = self.inner.disconnect(user_id, client_id).await;
         self.tokens.clear();
         result
-    }
-
-    async fn create_session(&self, session: &Session) -> StoreResult<()> {
-        self.inner.create_session(session).await
-    }
-
-    async fn find_session(&self, id_hash: &str, now: i64) -> StoreResult<Option<Session>> {
-        self.inner.find_session(id_hash, now).await
-    }
-
-    async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
-        self.inner.delete_session(id_hash).await
     }
 
     async fn insert_code(&self, code: &AuthorizationCode) -> StoreResult<()> {
@@ -175,6 +181,39 @@ impl Store for CachedStore {
         result
     }
 
+    async fn find_consent(&self, user_id: &str, client_id: &str) -> StoreResult<Option<Consent>> {
+        self.inner.find_consent(user_id, client_id).await
+    }
+
+    async fn grant_consent(&self, user_id: &str, client_id: &str, scopes: &ScopeSet, now: i64,) -> StoreResult<()> {
+        self.inner.grant_consent(user_id, client_id, scopes, now).await
+    }
+
+    async fn insert_device(&self, device: &DeviceAuthorization) -> StoreResult<()> {
+        self.inner.insert_device(device).await
+    }
+
+    async fn find_device_by_user_code(&self, user_code_hash: &str) -> StoreResult<Option<DeviceAuthorization>> {
+        self.inner.find_device_by_user_code(user_code_hash).await
+    }
+
+    async fn poll_device(&self, device_code_hash: &str, now: i64) -> StoreResult<Option<(DeviceAuthorization, bool)>> {
+        self.inner.poll_device(device_code_hash, now).await
+    }
+
+    async fn decide_device(&self, device_code_hash: &str, approve: Option<(&str, i64)>, now: i64,) -> StoreResult<bool> {
+        self.inner.decide_device(device_code_hash, approve, now).await
+    }
+
+    async fn redeem_device(&self, device_code_hash: &str, issue: &TokenIssue, caps: RefreshCaps, now: i64) -> StoreResult<Redemption> {
+        let result = self.inner.redeem_device(device_code_hash, issue, caps, now).await;
+        self.tokens.clear();
+        result
+    }
+}
+
+#[async_trait]
+impl Tokens for CachedStore {
     async fn insert_tokens(&self, issue: &TokenIssue, caps: RefreshCaps, now: i64) -> StoreResult<()> {
         let result = self.inner.insert_tokens(issue, caps, now).await;
         // A grant with a refresh token may push an older one over the caps and revoke it.
@@ -224,15 +263,10 @@ impl Store for CachedStore {
         self.tokens.clear();
         result
     }
+}
 
-    async fn find_consent(&self, user_id: &str, client_id: &str) -> StoreResult<Option<Consent>> {
-        self.inner.find_consent(user_id, client_id).await
-    }
-
-    async fn grant_consent(&self, user_id: &str, client_id: &str, scopes: &ScopeSet, now: i64,) -> StoreResult<()> {
-        self.inner.grant_consent(user_id, client_id, scopes, now).await
-    }
-
+#[async_trait]
+impl SigningKeys for CachedStore {
     async fn insert_signing_key(&self, key: &SigningKey) -> StoreResult<()> {
         self.inner.insert_signing_key(key).await
     }
@@ -244,29 +278,10 @@ impl Store for CachedStore {
     async fn retire_signing_keys(&self, keep_kid: &str, now: i64) -> StoreResult<()> {
         self.inner.retire_signing_keys(keep_kid, now).await
     }
+}
 
-    async fn insert_device(&self, device: &DeviceAuthorization) -> StoreResult<()> {
-        self.inner.insert_device(device).await
-    }
-
-    async fn find_device_by_user_code(&self, user_code_hash: &str) -> StoreResult<Option<DeviceAuthorization>> {
-        self.inner.find_device_by_user_code(user_code_hash).await
-    }
-
-    async fn poll_device(&self, device_code_hash: &str, now: i64) -> StoreResult<Option<(DeviceAuthorization, bool)>> {
-        self.inner.poll_device(device_code_hash, now).await
-    }
-
-    async fn decide_device(&self, device_code_hash: &str, approve: Option<(&str, i64)>, now: i64,) -> StoreResult<bool> {
-        self.inner.decide_device(device_code_hash, approve, now).await
-    }
-
-    async fn redeem_device(&self, device_code_hash: &str, issue: &TokenIssue, caps: RefreshCaps, now: i64) -> StoreResult<Redemption> {
-        let result = self.inner.redeem_device(device_code_hash, issue, caps, now).await;
-        self.tokens.clear();
-        result
-    }
-
+#[async_trait]
+impl PlatformData for CachedStore {
     async fn channel(&self, user_id: &str, new_stream_key: &str, now: i64) -> StoreResult<Channel> {
         self.inner.channel(user_id, new_stream_key, now).await
     }
@@ -298,11 +313,17 @@ impl Store for CachedStore {
     async fn related_from(&self, kind: Relation, target_user_id: &str) -> StoreResult<Vec<RelatedUser>> {
         self.inner.related_from(kind, target_user_id).await
     }
+}
 
+#[async_trait]
+impl RateBuckets for CachedStore {
     async fn take_rate_tokens(&self, bucket: &str, budget: RateBudget, now: i64, count: i64) -> StoreResult<RateTake> {
         self.inner.take_rate_tokens(bucket, budget, now, count).await
     }
+}
 
+#[async_trait]
+impl Upkeep for CachedStore {
     async fn purge_expired(&self, now: i64) -> StoreResult<u64> {
         self.inner.purge_expired(now).await
     }

@@ -1,0 +1,8 @@
+//! The core's storage roles, each implemented once for both backends.
+
+mod accounts;
+mod clients;
+mod grants;
+mod platform;
+mod tokens;
+mod upkeep;

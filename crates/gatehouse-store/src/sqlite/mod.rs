@@ -1,0 +1,216 @@
+//! SQLite: one file in WAL mode, reached through rusqlite in two ways only.
+//!
+//! - **Writes** go through one connection owned by the writer thread, which runs the
+//!   token writer's batches and every other write as tasks of its own runtime, one at a
+//!   time (SQLite has one writer anyway). Not the server's runtime: under load a batch
+//!   would wait its turn behind every request task.
+//! - **Reads** run on the calling thread, on read-only connections of their own, which
+//!   WAL lets read beside the writer. A lookup by key whose pages are cached takes
+//!   microseconds, less than a hand-off to another thread and back.
+
+mod batch;
+mod conn;
+mod migrate;
+mod reads;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse_core::error::StoreError;
+use gatehouse_core::store::StoreResult;
+use rusqlite::{Connection, OpenFlags};
+use tokio::runtime::Handle;
+use tokio::sync::Mutex;
+
+use crate::db::{Arg, Db, Row, TxBody};
+use crate::group_commit::TokenWriter;
+pub use migrate::MigrateError;
+pub(crate) use migrate::MIGRATOR;
+
+use conn::{sqlite_err, SqliteTx};
+use reads::Readers;
+
+/// Why a SQLite database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SqliteOpenError {
+    #[error("cannot open SQLite database {path:?}: {source}")]
+    Open { path: String, source: rusqlite::Error },
+    #[error("migrating SQLite database {path:?} failed: {source}")]
+    Migrate { path: String, source: MigrateError },
+    #[error("cannot start the SQLite writer thread: {0}")]
+    Thread(std::io::Error),
+}
+
+pub struct SqliteDb {
+    /// The writer thread's runtime, where every write runs.
+    writer: Handle,
+    conn: Arc<Mutex<Connection>>,
+    tokens: TokenWriter,
+    /// None for a database without a file (`:memory:`), which no other connection sees:
+    /// its reads go to the writer's connection.
+    readers: Option<Readers>,
+    /// Dropped with the store, these end the writer thread and the checkpointer.
+    _stop_writer: tokio::sync::oneshot::Sender<()>,
+    _stop_checkpoints: Option<std::sync::mpsc::Sender<()>>,
+}
+
+/// How often the checkpointer copies the write-ahead log into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// The writer connection's settings.
+fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    conn.execute_batch(
+        // FULL: a commit is on disk before the client hears of it, so no issued token is
+        // lost to a power cut.
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+         PRAGMA temp_store = MEMORY; \
+         PRAGMA wal_autocheckpoint = 20000; \
+         PRAGMA journal_size_limit = 67108864;",
+    )
+    // Statement journals in memory, not temp files. Checkpoints are the checkpointer's
+    // job (below); the writer does one itself only if the log grows past 20,000 pages
+    // (80 MiB) all the same. After a burst, the log is cut back to 64 MiB when it starts over.
+}
+
+/// Copies committed pages from the log into the database on a connection of its own, so
+/// the writer never waits for it: SQLite's own automatic checkpoint runs inside the
+/// commit that crosses its threshold. PASSIVE never blocks the writer or the readers; a
+/// page written many times in one interval is copied once.
+fn checkpoint_until_stopped(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
+    let mut failing = false;
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+        // Said once when checkpoints start failing (a full disk, say) and once when they
+        // work again, not four times a second.
+        match conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "SQLite checkpoints fail; the writer will checkpoint when the log is large");
+            }
+            Ok(()) if failing => {
+                failing = false;
+                tracing::info!("SQLite checkpoints work again");
+            }
+            _ => {}
+        }
+    }
+}
+
+impl SqliteDb {
+    /// Opens (creating if needed) the database file at `path` and applies migrations.
+    pub(crate) async fn open(path: &str) -> Result<SqliteDb, SqliteOpenError> {
+        let cannot_open = |source| SqliteOpenError::Open { path: path.to_string(), source };
+        let writer_conn = Connection::open(path).map_err(cannot_open)?;
+        configure_writer(&writer_conn).map_err(cannot_open)?;
+        migrate::run(&writer_conn).map_err(|source| SqliteOpenError::Migrate { path: path.to_string(), source })?;
+        // The file SQLite itself opened, whatever form the path was given in.
+        let file = writer_conn.path().unwrap_or("").to_string();
+        let (readers, checkpoints) = match file.as_str() {
+            "" => (None, None),
+            file => {
+                // One connection per runtime thread: a lookup never waits for another.
+                let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+                let readers = Readers::open(file, threads).map_err(cannot_open)?;
+                let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let checkpoints = Connection::open_with_flags(file, flags).map_err(cannot_open)?;
+                (Some(readers), Some(checkpoints))
+            }
+        };
+        let conn = Arc::new(Mutex::new(writer_conn));
+        let (stop_writer, stopped) = tokio::sync::oneshot::channel();
+        let (writer, tokens) = start_writer(conn.clone(), stopped).map_err(SqliteOpenError::Thread)?;
+        let stop_checkpoints = match checkpoints {
+            Some(checkpoints) => {
+                let (stop, stopped) = std::sync::mpsc::channel();
+                std::thread::Builder::new()
+                    .name("gatehouse-checkpoint".into())
+                    .spawn(move || checkpoint_until_stopped(checkpoints, stopped))
+                    .map_err(SqliteOpenError::Thread)?;
+                Some(stop)
+            }
+            None => None,
+        };
+        Ok(SqliteDb { writer, conn, tokens, readers, _stop_writer: stop_writer, _stop_checkpoints: stop_checkpoints })
+    }
+
+    /// Runs `work` on the writer thread with its connection; a panic in it fails only
+    /// this call.
+    async fn on_writer<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(SqliteTx) -> StoreResult<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        let task = self.writer.spawn(async move { work(SqliteTx::autocommit(conn.lock_owned().await)) });
+        task.await.map_err(|e| StoreError::Backend(format!("a SQLite write failed: {e}")))?
+    }
+}
+
+/// Starts the writer thread: a runtime of its own running the token writer, and the
+/// other writes as they come; it ends when `stopped` hears that the store is gone.
+fn start_writer(
+    conn: Arc<Mutex<Connection>>,
+    stopped: tokio::sync::oneshot::Receiver<()>,
+) -> std::io::Result<(Handle, TokenWriter)> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let handle = runtime.handle().clone();
+    let tokens = {
+        let _entered = runtime.enter();
+        TokenWriter::start(batch::SqliteBatches::new(conn))
+    };
+    std::thread::Builder::new().name("gatehouse-writer".into()).spawn(move || {
+        // The store's end closes this channel; until then the runtime runs its tasks.
+        let _ = runtime.block_on(stopped);
+    })?;
+    Ok((handle, tokens))
+}
+
+impl Db for SqliteDb {
+    const CAPPED_GRANTS_IN_BATCHES: bool = true;
+    const PRESENTED_IN_WRITER: bool = true;
+
+    async fn read(&self, sql: &str, args: &[Arg<'_>]) -> StoreResult<Vec<Row>> {
+        if let Some(found) = self.readers.as_ref().and_then(|r| r.query(sql, args)) {
+            return found;
+        }
+        // No file of its own, or busy (recovery after another process crashed, say):
+        // the writer's connection reads instead, and may wait.
+        let (sql, args) = owned(sql, args);
+        self.on_writer(move |tx| conn::query(tx.connection(), &sql, &args).map_err(sqlite_err)).await
+    }
+
+    async fn write(&self, sql: &str, args: &[Arg<'_>]) -> StoreResult<u64> {
+        let (sql, args) = owned(sql, args);
+        self.on_writer(move |tx| conn::exec(tx.connection(), &sql, &args).map_err(sqlite_err)).await
+    }
+
+    async fn count_rate(&self, sql: &str, args: &[Arg<'_>]) -> StoreResult<Vec<Row>> {
+        let (sql, args) = owned(sql, args);
+        self.on_writer(move |tx| conn::query(tx.connection(), &sql, &args).map_err(sqlite_err)).await
+    }
+
+    async fn transaction<A, T>(&self, args: A, body: TxBody<A, T>) -> StoreResult<T>
+    where
+        A: Send + Sync + 'static,
+        T: Send + 'static,
+    {
+        let conn = self.conn.clone();
+        let task = self.writer.spawn(async move {
+            let mut tx = SqliteTx::begin(conn.lock_owned().await)?;
+            let value = body(&mut tx, &args).await?;
+            tx.commit().map_err(|(e, _)| e)?;
+            Ok(value)
+        });
+        task.await.map_err(|e| StoreError::Backend(format!("a SQLite transaction failed: {e}")))?
+    }
+
+    fn tokens(&self) -> &TokenWriter {
+        &self.tokens
+    }
+}
+
+/// A statement and its arguments, owned, to be sent to the writer thread.
+fn owned(sql: &str, args: &[Arg<'_>]) -> (String, Vec<Arg<'static>>) {
+    (sql.to_string(), args.iter().cloned().map(Arg::into_owned).collect())
+}
