@@ -149,7 +149,7 @@ pub trait Grants: Send + Sync {
     /// Revokes every token issued from this code (on a replay). Tokens issued from a code
     /// carry the code's key as their family id, so this is `revoke_family(code.family())`:
     /// one index serves both, instead of one more index entry per token for the code.
-    /// Codes from before migration 0008 (keys without the issue-order prefix) also take
+    /// Older codes (keys without the issue-order prefix) also take
     /// the tokens that name them in `code_hash`.
     async fn revoke_tokens_from_code(&self, code: Family<'_>) -> StoreResult<()>;
     async fn insert_device(&self, device: &DeviceAuthorization) -> StoreResult<()>;
@@ -179,7 +179,7 @@ pub trait Tokens: Send + Sync {
     async fn find_access_token(&self, token_hash: &str) -> StoreResult<Option<AccessTokenInfo>>;
     async fn find_refresh_token(&self, token_hash: &str) -> StoreResult<Option<RefreshToken>>;
     /// Atomically: if `old_hash` is live, mark it rotated at `now` and store `issue`
-    /// (taken, not borrowed: it goes on to the writer, and a copy cost a dozen allocations).
+    /// (taken, not borrowed: it goes on to the token writer).
     async fn rotate_refresh_token(
         &self,
         old_hash: &str,

@@ -14,7 +14,7 @@ use gatehouse_core::policy::RefreshCaps;
 use gatehouse_core::store::{Decide, Presented, Redemption, Rotation, TokenIssue};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::db::retrying;
+use crate::retry::retrying;
 
 /// How long the queue stays empty before the writer is told it is idle.
 const IDLE_AFTER: std::time::Duration = std::time::Duration::from_millis(100);

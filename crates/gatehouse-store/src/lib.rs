@@ -19,17 +19,19 @@ mod cache;
 mod db;
 mod group_commit;
 mod postgres;
+mod retry;
 mod roles;
 mod rows;
 mod sqlite;
 mod token_steps;
+mod values;
 
 use std::sync::Arc;
 
 use gatehouse_core::store::Store;
 
 pub use cache::CachedStore;
-pub use postgres::{PgConnectError, PgDb};
+pub use postgres::{redact_url, PgConnectError, PgDb};
 pub use sqlite::{MigrateError, SqliteDb, SqliteOpenError};
 
 /// The store, on the backend `D`.
@@ -89,28 +91,5 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, OpenError> {
         Ok(Arc::new(CachedStore::new(store)))
     } else {
         Err(OpenError::UnsupportedUrl(redact_url(url)))
-    }
-}
-
-/// A database URL with any password replaced, for messages and logs.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..s + 3], &creds[..colon], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn passwords_are_redacted_from_urls() {
-        assert_eq!(super::redact_url("postgres://gh:hunter2@db:5432/gh"), "postgres://gh:***@db:5432/gh");
-        assert_eq!(super::redact_url("sqlite://x.db"), "sqlite://x.db");
     }
 }

@@ -9,7 +9,7 @@ use gatehouse_core::pkce;
 use gatehouse_core::scope::ScopeSet;
 use gatehouse_core::store::StoreResult;
 
-use crate::db::Row;
+use crate::values::Row;
 
 /// A SELECT of one table's columns with a WHERE clause or ORDER BY of its own, put
 /// together once.

@@ -15,7 +15,8 @@ use gatehouse_core::store::StoreResult;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Pool, Postgres, Row as _};
 
-use crate::db::{retrying, Arg, Db, Row, TxBody};
+use crate::db::{Arg, Db, Row, TxBody};
+use crate::retry::retrying;
 use crate::group_commit::TokenWriter;
 use crate::rows::{self, ACCESS_SELECT, CLIENT_COLS, REFRESH_SELECT};
 use lookups::BatchedLookups;
@@ -76,7 +77,7 @@ fn batched<V: Clone + Send + 'static>(
 
 impl PgDb {
     pub(crate) async fn connect(url: &str) -> Result<PgDb, PgConnectError> {
-        let shown = crate::redact_url(url);
+        let shown = redact_url(url);
         let options = PgConnectOptions::from_str(url).map_err(|source| PgConnectError::BadUrl { url: shown.clone(), source })?;
         let open = |max, options| {
             let shown = shown.clone();
@@ -154,5 +155,28 @@ impl Db for PgDb {
 
     async fn find_client(&self, id: &str) -> StoreResult<Option<Client>> {
         self.clients.get(id).await
+    }
+}
+
+/// A database URL with any password replaced, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..s + 3], &creds[..colon], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(super::redact_url("postgres://gh:hunter2@db:5432/gh"), "postgres://gh:***@db:5432/gh");
+        assert_eq!(super::redact_url("sqlite://x.db"), "sqlite://x.db");
     }
 }

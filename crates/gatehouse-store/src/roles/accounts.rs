@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use gatehouse_core::model::{Session, User};
 use gatehouse_core::store::{Accounts, StoreResult};
 
-use crate::db::{conflict_as, Db};
+use crate::db::Db;
+use crate::retry::conflict_as;
 use crate::rows::{self, Sql, SESSION_SELECT, USER_SELECT};
 use crate::token_steps::revoke_live_refresh;
 use crate::SqlStore;

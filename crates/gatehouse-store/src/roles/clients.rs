@@ -7,7 +7,8 @@ use gatehouse_core::error::StoreError;
 use gatehouse_core::model::Client;
 use gatehouse_core::store::{Clients, StoreResult};
 
-use crate::db::{conflict_as, Db};
+use crate::db::Db;
+use crate::retry::conflict_as;
 use crate::rows::{self, Sql, CLIENT_COLS};
 use crate::SqlStore;
 

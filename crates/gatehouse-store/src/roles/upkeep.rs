@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use gatehouse_core::model::{RateBudget, RateTake, SigningKey};
 use gatehouse_core::store::{RateBuckets, SigningKeys, StoreResult, Upkeep};
 
-use crate::db::{retrying, Db};
+use crate::db::Db;
+use crate::retry::retrying;
 use crate::rows::{self, Sql, SIGNING_KEY_SELECT};
 use crate::SqlStore;
 
