@@ -1,5 +1,7 @@
 //! The `gatehouse` command: the server and its admin commands.
 
+// glibc's tunables are what the allocator relies on; other targets keep Rust's default.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod alloc;
 mod config;
 mod token_cli;
@@ -134,10 +136,12 @@ enum ClientCommand {
     },
 }
 
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[global_allocator]
 static ALLOCATOR: alloc::Allocator = alloc::Allocator;
 
 fn main() -> ExitCode {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     alloc::init();
     let cli = Cli::parse();
     // Log lines go to stderr from a thread of their own, written a batch at a time: one
