@@ -4,6 +4,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::{ErrorCode, OAuthError};
+use gatehouse_guard::ErrorBody;
 
 /// An OAuth error on its way out as JSON.
 #[derive(Debug)]
@@ -19,13 +20,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let e = self.0;
         let status = StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-        let body = serde_json::json!({
-            "error": e.code.as_str(),
-            "error_description": e.description,
-            "status": status.as_u16(),
-            "message": e.description,
-        });
-        let mut res = (status, axum::Json(body)).into_response();
+        let mut res = ErrorBody::new(status, e.code.as_str(), e.description).into_response();
         let h = res.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         match e.code {

@@ -10,6 +10,7 @@ mod rate_limit;
 mod routes;
 mod security_headers;
 mod session;
+mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;

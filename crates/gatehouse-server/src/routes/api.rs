@@ -1,8 +1,6 @@
 //! The demo platform API, built with gatehouse-guard. Every scope of the default catalog
 //! guards at least one endpoint; the table is in the README ("Protecting your API").
 
-#[allow(unused_imports)]
-use super::openapi::*;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -15,10 +13,12 @@ use axum::{Json, Router};
 use gatehouse_core::model::{Channel, Relation, RelatedUser, User};
 use gatehouse_core::secret::random_token;
 use gatehouse_guard::{authenticate, require_scope, Guard, GuardError, Token};
-use serde::Deserialize;
-use serde_json::{json, Value};
 
 use crate::params::Params;
+use crate::wire::{
+    ApiUser, ChannelBody, ChannelEditBody, ChatLoginBody, CommercialBody, CommercialRequest, EmailBody, ErrorBody, PeopleBody, Person,
+    StreamKeyBody,
+};
 use crate::{rate_limit, AppState};
 
 /// `route` guarded by `scope`.
@@ -52,8 +52,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
 
 /// An API error in the same JSON shape as every other Gatehouse error.
 fn fail(status: StatusCode, error: &str, message: &str) -> Response {
-    let body = json!({ "error": error, "error_description": message, "status": status.as_u16(), "message": message });
-    (status, Json(body)).into_response()
+    ErrorBody::new(status, error, message).into_response()
 }
 
 fn unavailable() -> Response {
@@ -116,18 +115,19 @@ pub(crate) async fn user(State(state): State<AppState>, token: Token) -> Respons
 )]
 pub(crate) async fn email(State(state): State<AppState>, token: Token) -> Response {
     let user = tri!(token_user(&state, &token).await);
-    Json(json!({ "email": user.email })).into_response()
+    Json(EmailBody { email: user.email }).into_response()
 }
 
-fn channel_json(user: &User, ch: &Channel, private: bool) -> Value {
-    let mut v = json!({
-        "user_id": user.id, "login": user.login, "status": ch.status, "game": ch.game, "updated_at": ch.updated_at,
-    });
-    if private {
-        v["stream_key"] = ch.stream_key.clone().into();
-        v["email"] = user.email.clone().into();
-    }
-    v
+fn channel_json(user: &User, ch: &Channel, private: bool) -> Json<ChannelBody> {
+    Json(ChannelBody {
+        email: private.then(|| user.email.clone()),
+        game: ch.game.clone(),
+        login: user.login.clone(),
+        status: ch.status.clone(),
+        stream_key: private.then(|| ch.stream_key.clone()),
+        updated_at: ch.updated_at,
+        user_id: user.id.clone(),
+    })
 }
 
 #[utoipa::path(
@@ -138,13 +138,7 @@ fn channel_json(user: &User, ch: &Channel, private: bool) -> Value {
 pub(crate) async fn channel(State(state): State<AppState>, token: Token) -> Response {
     let user = tri!(token_user(&state, &token).await);
     let ch = tri!(my_channel(&state, &user).await);
-    Json(channel_json(&user, &ch, token.0.has_scope("channel_read"))).into_response()
-}
-
-#[derive(Deserialize, Default)]
-struct ChannelEdit {
-    status: Option<String>,
-    game: Option<String>,
+    channel_json(&user, &ch, token.0.has_scope("channel_read")).into_response()
 }
 
 /// Reads a form or JSON body (a form may also carry `oauth_token`, which is ignored here).
@@ -168,7 +162,7 @@ fn body<T: serde::de::DeserializeOwned + Default>(headers: &HeaderMap, bytes: &B
 )]
 pub(crate) async fn edit_channel(State(state): State<AppState>, token: Token, headers: HeaderMap, bytes: Bytes) -> Response {
     let user = tri!(token_user(&state, &token).await);
-    let edit: ChannelEdit = tri!(body(&headers, &bytes));
+    let edit: ChannelEditBody = tri!(body(&headers, &bytes));
     for v in [&edit.status, &edit.game].into_iter().flatten() {
         if v.chars().count() > 140 || v.chars().any(char::is_control) {
             return fail(StatusCode::BAD_REQUEST, "invalid_request", "status and game are at most 140 printable characters");
@@ -180,7 +174,7 @@ pub(crate) async fn edit_channel(State(state): State<AppState>, token: Token, he
         return unavailable();
     }
     let ch = tri!(my_channel(&state, &user).await);
-    Json(channel_json(&user, &ch, token.0.has_scope("channel_read"))).into_response()
+    channel_json(&user, &ch, token.0.has_scope("channel_read")).into_response()
 }
 
 #[utoipa::path(
@@ -191,7 +185,7 @@ pub(crate) async fn edit_channel(State(state): State<AppState>, token: Token, he
 pub(crate) async fn stream_key(State(state): State<AppState>, token: Token) -> Response {
     let user = tri!(token_user(&state, &token).await);
     let ch = tri!(my_channel(&state, &user).await);
-    Json(json!({ "stream_key": ch.stream_key })).into_response()
+    Json(StreamKeyBody { stream_key: ch.stream_key }).into_response()
 }
 
 #[utoipa::path(
@@ -206,12 +200,7 @@ pub(crate) async fn reset_stream_key(State(state): State<AppState>, token: Token
     if state.auth.store.set_stream_key(&user.id, &key, state.auth.now()).await.is_err() {
         return unavailable();
     }
-    Json(json!({ "stream_key": key })).into_response()
-}
-
-#[derive(Deserialize, Default)]
-struct Commercial {
-    length: Option<String>,
+    Json(StreamKeyBody { stream_key: key }).into_response()
 }
 
 #[utoipa::path(
@@ -222,7 +211,7 @@ struct Commercial {
 )]
 pub(crate) async fn commercial(State(state): State<AppState>, token: Token, headers: HeaderMap, bytes: Bytes) -> Response {
     let user = tri!(token_user(&state, &token).await);
-    let req: Commercial = tri!(body(&headers, &bytes));
+    let req: CommercialRequest = tri!(body(&headers, &bytes));
     let length: i64 = match req.length.as_deref().unwrap_or("30").parse() {
         Ok(l) if [30, 60, 90, 120, 150, 180].contains(&l) => l,
         _ => return fail(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "length must be 30, 60, 90, 120, 150 or 180"),
@@ -231,15 +220,29 @@ pub(crate) async fn commercial(State(state): State<AppState>, token: Token, head
     if state.auth.store.record_commercial(&user.id, state.auth.now()).await.is_err() {
         return unavailable();
     }
-    Json(json!({ "length": length, "message": format!("a {length} second commercial is running") })).into_response()
+    Json(CommercialBody { length, message: format!("a {length} second commercial is running") }).into_response()
 }
 
-fn people(list: Vec<RelatedUser>, field: &str) -> Response {
-    let items: Vec<Value> = list.iter().map(|r| json!({ "login": r.login, "user_id": r.user_id, "created_at": r.created_at })).collect();
-    Json(json!({ "_total": items.len(), field: items })).into_response()
+/// Which list a [`PeopleBody`] carries.
+#[derive(Clone, Copy)]
+enum Field {
+    Follows,
+    Blocks,
+    Subscriptions,
 }
 
-async fn list(state: &AppState, token: &Token, kind: Relation, outgoing: bool, field: &str) -> Response {
+fn people(list: Vec<RelatedUser>, field: Field) -> Response {
+    let items: Vec<Person> = list.into_iter().map(Person::from).collect();
+    let mut body = PeopleBody { _total: items.len() as i64, blocks: None, follows: None, subscriptions: None };
+    *match field {
+        Field::Follows => &mut body.follows,
+        Field::Blocks => &mut body.blocks,
+        Field::Subscriptions => &mut body.subscriptions,
+    } = Some(items);
+    Json(body).into_response()
+}
+
+async fn list(state: &AppState, token: &Token, kind: Relation, outgoing: bool, field: Field) -> Response {
     let user = tri!(token_user(state, token).await);
     let store = &state.auth.store;
     let found = if outgoing { store.related_to(kind, &user.id).await } else { store.related_from(kind, &user.id).await };
@@ -255,7 +258,7 @@ async fn list(state: &AppState, token: &Token, kind: Relation, outgoing: bool, f
     security(("bearer" = []))
 )]
 pub(crate) async fn follows(State(state): State<AppState>, token: Token) -> Response {
-    list(&state, &token, Relation::Follow, true, "follows").await
+    list(&state, &token, Relation::Follow, true, Field::Follows).await
 }
 
 #[utoipa::path(
@@ -264,7 +267,7 @@ pub(crate) async fn follows(State(state): State<AppState>, token: Token) -> Resp
     security(("bearer" = []))
 )]
 pub(crate) async fn blocks(State(state): State<AppState>, token: Token) -> Response {
-    list(&state, &token, Relation::Block, true, "blocks").await
+    list(&state, &token, Relation::Block, true, Field::Blocks).await
 }
 
 #[utoipa::path(
@@ -273,7 +276,7 @@ pub(crate) async fn blocks(State(state): State<AppState>, token: Token) -> Respo
     security(("bearer" = []))
 )]
 pub(crate) async fn user_subscriptions(State(state): State<AppState>, token: Token) -> Response {
-    list(&state, &token, Relation::Subscription, true, "subscriptions").await
+    list(&state, &token, Relation::Subscription, true, Field::Subscriptions).await
 }
 
 #[utoipa::path(
@@ -282,7 +285,7 @@ pub(crate) async fn user_subscriptions(State(state): State<AppState>, token: Tok
     security(("bearer" = []))
 )]
 pub(crate) async fn channel_subscribers(State(state): State<AppState>, token: Token) -> Response {
-    list(&state, &token, Relation::Subscription, false, "subscriptions").await
+    list(&state, &token, Relation::Subscription, false, Field::Subscriptions).await
 }
 
 async fn set_relation(state: &AppState, token: &Token, kind: Relation, login: &str, on: bool) -> Response {
@@ -294,7 +297,7 @@ async fn set_relation(state: &AppState, token: &Token, kind: Relation, login: &s
     let store = &state.auth.store;
     let done = if on { store.relate(kind, &user.id, &other.id, state.auth.now()).await } else { store.unrelate(kind, &user.id, &other.id).await };
     match done {
-        Ok(_) if on => Json(json!({ "login": other.login, "user_id": other.id })).into_response(),
+        Ok(_) if on => Json(Person { created_at: None, login: other.login, user_id: other.id }).into_response(),
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(_) => unavailable(),
     }
@@ -351,7 +354,7 @@ pub(crate) async fn check_subscription(State(state): State<AppState>, token: Tok
     let other = tri!(other_user(&state, &login).await);
     match state.auth.store.related_from(Relation::Subscription, &user.id).await {
         Ok(subs) => match subs.into_iter().find(|s| s.user_id == other.id) {
-            Some(s) => Json(json!({ "login": s.login, "user_id": s.user_id, "created_at": s.created_at })).into_response(),
+            Some(s) => Json(Person::from(s)).into_response(),
             None => fail(StatusCode::NOT_FOUND, "not_found", "that user is not subscribed to your channel"),
         },
         Err(_) => unavailable(),
@@ -365,5 +368,5 @@ pub(crate) async fn check_subscription(State(state): State<AppState>, token: Tok
 )]
 pub(crate) async fn chat_login(State(state): State<AppState>, token: Token) -> Response {
     let user = tri!(token_user(&state, &token).await);
-    Json(json!({ "login": user.login, "chat_server": "irc://chat.gatehouse.invalid:6667", "allowed": true })).into_response()
+    Json(ChatLoginBody { allowed: true, chat_server: "irc://chat.gatehouse.invalid:6667".into(), login: user.login }).into_response()
 }

@@ -1,7 +1,5 @@
 //! Server metadata (RFC 8414), health, the stylesheet and the home page.
 
-#[allow(unused_imports)]
-use super::openapi::*;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -9,6 +7,7 @@ use axum::Json;
 
 use crate::pages::STYLESHEET;
 use crate::session::Visitor;
+use crate::wire::MetadataBody;
 use crate::AppState;
 
 #[utoipa::path(get, path = "/healthz", tag = "meta", responses((status = 200, description = "Up", content_type = "text/plain", body = String)))]

@@ -1,7 +1,5 @@
 //! OpenID Connect's own endpoints: the JWKS and userinfo.
 
-#[allow(unused_imports)]
-use super::openapi::*;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
@@ -11,12 +9,13 @@ use gatehouse_guard::GuardError;
 
 use crate::error::ApiError;
 use crate::params::bearer_token;
+use crate::wire::{ErrorBody, JwksBody, UserInfoBody};
 use crate::AppState;
 
 #[utoipa::path(get, path = "/oauth2/keys", tag = "oidc", responses((status = 200, description = "JWKS", body = JwksBody), (status = "default", description = "An error", body = ErrorBody)))]
 pub async fn keys(State(state): State<AppState>) -> Result<Response, ApiError> {
     let Some(keyring) = &state.auth.keyring else {
-        return Ok(Json(serde_json::json!({ "keys": [] })).into_response());
+        return Ok(Json(JwksBody { keys: Vec::new() }).into_response());
     };
     let jwks = keyring.jwks(state.auth.store.as_ref(), state.auth.now()).await?;
     // Short caching: a rotation should reach clients within minutes.
@@ -46,10 +45,7 @@ pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Resu
         .await
         .map_err(|e| ApiError(OAuthError::from(e)).into_response())?
         .ok_or_else(|| GuardError::InvalidToken("the token's user no longer exists".into()).into_response())?;
-    let mut body = serde_json::json!({ "sub": user.id, "preferred_username": user.login });
-    if t.scopes.contains("user_read") {
-        body["email"] = user.email.into();
-        body["email_verified"] = false.into();
-    }
-    Ok(Json(body).into_response())
+    let email = t.scopes.contains("user_read").then_some(user.email);
+    let email_verified = email.as_ref().map(|_| false);
+    Ok(Json(UserInfoBody { email, email_verified, preferred_username: user.login, sub: user.id }).into_response())
 }

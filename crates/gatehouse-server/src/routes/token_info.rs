@@ -1,7 +1,5 @@
 //! Revocation (RFC 7009), introspection (RFC 7662) and Twitch's validate endpoint.
 
-#[allow(unused_imports)]
-use super::openapi::*;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -13,6 +11,7 @@ use gatehouse_core::{inspect, revoke as revocation, ErrorCode, OAuthError};
 
 use crate::error::ApiError;
 use crate::params::{bearer_token, Params};
+use crate::wire::{ErrorBody, IntrospectionBody, TokenQuery, ValidationBody};
 use crate::AppState;
 
 #[utoipa::path(
@@ -40,7 +39,7 @@ pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body:
     if client.kind == ClientKind::Public {
         return Err(OAuthError::invalid_client("introspection needs a confidential client").into());
     }
-    Ok(Json(inspect::introspect(&state.auth, p.get("token")).await?).into_response())
+    Ok(Json(IntrospectionBody::from(inspect::introspect(&state.auth, p.get("token")).await?)).into_response())
 }
 
 #[utoipa::path(
@@ -51,5 +50,5 @@ pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body:
 pub async fn validate(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let token = bearer_token(&headers)
         .ok_or_else(|| OAuthError::new(ErrorCode::InvalidToken, "missing access token"))?;
-    Ok(Json(inspect::validate(&state.auth, &token).await?).into_response())
+    Ok(Json(ValidationBody::from(inspect::validate(&state.auth, &token).await?)).into_response())
 }
