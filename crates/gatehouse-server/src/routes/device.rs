@@ -12,7 +12,7 @@ use gatehouse_core::model::{category_label, Client, DeviceAuthorization};
 use serde::Deserialize;
 
 use super::login::{posted_form, with_cookie};
-use crate::error::ApiError;
+use crate::error::AppError;
 use crate::params::Params;
 use crate::rate_limit::Peer;
 use crate::session::Visitor;
@@ -25,7 +25,7 @@ use crate::AppState;
     responses((status = 200, description = "RFC 8628 §3.2 answer", body = DeviceBody), (status = "default", description = "An error", body = ErrorBody)),
     security((), ("client_basic" = []))
 )]
-pub async fn start(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn start(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, AppError> {
     let p = Params::from_form(&headers, &body)?;
     let client = authenticate(&state.auth, &p.client_credentials(&headers)?).await?;
     let verification_uri = format!("{}/activate", state.config.issuer);

@@ -11,7 +11,7 @@ use gatehouse_core::grant::{client_credentials, device_code, refresh_token, Toke
 const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 use gatehouse_core::{ErrorCode, OAuthError};
 
-use crate::error::ApiError;
+use crate::error::AppError;
 use crate::params::Params;
 use crate::rate_limit;
 use crate::wire::{ErrorBody, ScopeValue, TokenBody, TokenRequest};
@@ -23,7 +23,7 @@ use crate::AppState;
     responses((status = 200, description = "Tokens", body = TokenBody), (status = "default", description = "An error", body = ErrorBody)),
     security((), ("client_basic" = []))
 )]
-pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, AppError> {
     let p = Params::from_form(&headers, &body)?;
     let grant_type = p.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
     if !matches!(grant_type, "authorization_code" | "refresh_token" | "client_credentials" | DEVICE_CODE) {
