@@ -193,16 +193,40 @@ pub struct UserInfoBody {
 }
 
 /// RFC 8414 metadata (OpenID Connect Discovery adds its fields to the same object).
-// The fields every client needs; the handler writes more, so this only describes them.
+// Fields in alphabetical order, as the document was always written; the OpenID
+// Connect ones only in /.well-known/openid-configuration.
 #[derive(Serialize, ToSchema)]
 pub struct MetadataBody {
-    pub issuer: String,
     pub authorization_endpoint: String,
-    pub token_endpoint: String,
+    pub authorization_response_iss_parameter_supported: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claims_parameter_supported: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claims_supported: Option<Vec<&'static str>>,
+    pub code_challenge_methods_supported: Vec<&'static str>,
+    pub device_authorization_endpoint: String,
+    pub grant_types_supported: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token_signing_alg_values_supported: Option<Vec<&'static str>>,
+    pub introspection_endpoint: String,
+    pub introspection_endpoint_auth_methods_supported: Vec<&'static str>,
+    pub issuer: String,
     pub jwks_uri: String,
-    pub response_types_supported: Vec<String>,
-    pub grant_types_supported: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_parameter_supported: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_uri_parameter_supported: Option<bool>,
+    pub response_modes_supported: Vec<&'static str>,
+    pub response_types_supported: Vec<&'static str>,
+    pub revocation_endpoint: String,
+    pub revocation_endpoint_auth_methods_supported: Vec<&'static str>,
     pub scopes_supported: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_types_supported: Option<Vec<&'static str>>,
+    pub token_endpoint: String,
+    pub token_endpoint_auth_methods_supported: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub userinfo_endpoint: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
