@@ -8,6 +8,9 @@
 //! `LARGE` up go to the system allocator, told by `init` to map them and unmap them on
 //! free (normally: glibc may still cut one from free space in its heap, and then keeps
 //! that space), so idle memory stays where it was.
+//!
+//! Built on Linux with glibc only (`mallopt` is glibc's); main.rs leaves every other
+//! target on Rust's default allocator.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 

@@ -4,12 +4,31 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use gatehouse_core::oidc::{KeyEncryptionKey, KeyError};
 use gatehouse_core::policy::Policy;
 use gatehouse_core::scope::{ScopeCatalog, ScopeDef};
 use serde::Deserialize;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://gatehouse.db";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// Why the settings cannot be used; printed to the operator as is.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {}: {source}", .path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}: {source}", .path.display())]
+    Parse { path: PathBuf, source: toml::de::Error },
+    /// A setting outside what it may be; the text names it.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("{}: {source}", .path.display())]
+    KeyFile { path: PathBuf, source: KeyError },
+    #[error("cannot create {}: {source}", .path.display())]
+    CreateKeyFile { path: PathBuf, source: std::io::Error },
+}
 
 /// The config file. Every field is optional; see the README's configuration reference.
 #[derive(Debug, Default, Deserialize)]
@@ -68,7 +87,7 @@ pub struct RateLimitConfig {
 }
 
 impl FileConfig {
-    pub fn rate_limits(&self, database_url: &str) -> Result<gatehouse_server::RateLimits, String> {
+    pub fn rate_limits(&self, database_url: &str) -> Result<gatehouse_server::RateLimits, ConfigError> {
         let d = gatehouse_server::RateLimits::default();
         let r = &self.rate_limits;
         let window = r.window_seconds.unwrap_or(d.api.window);
@@ -77,9 +96,9 @@ impl FileConfig {
             // Buckets untouched for a day are purged as full: no window may be longer.
             // A billion keeps the bucket arithmetic (thousandths × seconds) inside 64 bits.
             if !(1..=1_000_000_000).contains(&capacity) || !(1..=86_400).contains(&window) {
-                return Err(format!(
+                return Err(ConfigError::Invalid(format!(
                     "rate_limits.{name} must be between 1 and 1000000000 and window_seconds between 1 and 86400"
-                ));
+                )));
             }
             Ok(gatehouse_core::model::RateBudget { capacity, window })
         };
@@ -91,7 +110,7 @@ impl FileConfig {
                 let b = budget("login_account", r.login_account, d.login_account.capacity)?;
                 let window = r.login_account_window_seconds.unwrap_or(d.login_account.window);
                 if !(1..=86_400).contains(&window) {
-                    return Err("rate_limits.login_account_window_seconds must be between 1 and 86400".into());
+                    return Err(ConfigError::Invalid("rate_limits.login_account_window_seconds must be between 1 and 86400".into()));
                 }
                 gatehouse_core::model::RateBudget { window, ..b }
             },
@@ -101,17 +120,20 @@ impl FileConfig {
     }
 
     /// Reads `path` if given (it must exist), else `./gatehouse.toml` if that exists.
-    pub fn load(path: Option<&Path>) -> Result<FileConfig, String> {
+    pub fn load(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
         let path: PathBuf = match path {
             Some(p) => p.to_path_buf(),
             None if Path::new("gatehouse.toml").exists() => PathBuf::from("gatehouse.toml"),
             None => return Ok(FileConfig::default()),
         };
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        toml::from_str(&text).map_err(|source| ConfigError::Parse { path, source })
     }
 
-    pub fn policy(&self) -> Result<Policy, String> {
+    pub fn policy(&self) -> Result<Policy, ConfigError> {
         let d = Policy::default();
         let p = &self.policy;
         let policy = Policy {
@@ -134,15 +156,15 @@ impl FileConfig {
             ("session_ttl", policy.session_ttl),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v <= 0) {
-            return Err(format!("policy.{name} must be positive"));
+            return Err(ConfigError::Invalid(format!("policy.{name} must be positive")));
         }
         if policy.code_ttl > 600 {
-            return Err("policy.code_ttl may be at most 600 seconds (RFC 6749 §4.1.2)".into());
+            return Err(ConfigError::Invalid("policy.code_ttl may be at most 600 seconds (RFC 6749 §4.1.2)".into()));
         }
         Ok(policy)
     }
 
-    pub fn catalog(&self) -> Result<ScopeCatalog, String> {
+    pub fn catalog(&self) -> Result<ScopeCatalog, ConfigError> {
         match &self.scopes {
             None => Ok(ScopeCatalog::default()),
             Some(list) => {
@@ -151,7 +173,7 @@ impl FileConfig {
                     let ok = !s.name.is_empty()
                         && s.name.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
                     if !ok {
-                        return Err(format!("scope name {:?} is not a valid scope token", s.name));
+                        return Err(ConfigError::Invalid(format!("scope name {:?} is not a valid scope token", s.name)));
                     }
                 }
                 Ok(ScopeCatalog::new(list.clone()))
@@ -166,24 +188,25 @@ impl FileConfig {
 
 /// The key that seals signing keys: from `GATEHOUSE_KEY_ENCRYPTION_KEY`, the config file,
 /// or a key file (created with mode 0600 on first use).
-pub fn key_encryption_key(file: &FileConfig) -> Result<gatehouse_core::oidc::KeyEncryptionKey, String> {
-    use gatehouse_core::oidc::KeyEncryptionKey;
+pub fn key_encryption_key(file: &FileConfig) -> Result<KeyEncryptionKey, ConfigError> {
     if let Ok(text) = std::env::var("GATEHOUSE_KEY_ENCRYPTION_KEY") {
-        return KeyEncryptionKey::from_base64(&text);
+        return Ok(KeyEncryptionKey::from_base64(&text)?);
     }
     if let Some(text) = &file.key_encryption_key {
-        return KeyEncryptionKey::from_base64(text);
+        return Ok(KeyEncryptionKey::from_base64(text)?);
     }
     let path = file.key_file.clone().unwrap_or_else(|| "gatehouse.key".into());
     match std::fs::read_to_string(&path) {
-        Ok(text) => KeyEncryptionKey::from_base64(&text).map_err(|e| format!("{}: {e}", path.display())),
+        Ok(text) => KeyEncryptionKey::from_base64(&text).map_err(|source| ConfigError::KeyFile { path, source }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let (key, text) = KeyEncryptionKey::generate();
-            write_private(&path, &text).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+            if let Err(source) = write_private(&path, &text) {
+                return Err(ConfigError::CreateKeyFile { path, source });
+            }
             tracing::info!(path = %path.display(), "created a new key encryption key file; back it up with the database");
             Ok(key)
         }
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        Err(source) => Err(ConfigError::Read { path, source }),
     }
 }
 
@@ -204,7 +227,7 @@ mod tests {
 
     fn limits(toml_text: &str) -> Result<gatehouse_server::RateLimits, String> {
         let file: FileConfig = toml::from_str(toml_text).expect("valid TOML");
-        file.rate_limits("sqlite://x.db")
+        file.rate_limits("sqlite://x.db").map_err(|e| e.to_string())
     }
 
     #[test]

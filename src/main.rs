@@ -1,5 +1,7 @@
 //! The `gatehouse` command: the server and its admin commands.
 
+// glibc's tunables are what the allocator relies on; other targets keep Rust's default.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod alloc;
 mod config;
 mod token_cli;
@@ -134,10 +136,12 @@ enum ClientCommand {
     },
 }
 
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[global_allocator]
 static ALLOCATOR: alloc::Allocator = alloc::Allocator;
 
 fn main() -> ExitCode {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     alloc::init();
     let cli = Cli::parse();
     // Log lines go to stderr from a thread of their own, written a batch at a time: one
@@ -184,6 +188,10 @@ fn main() -> ExitCode {
     }
 }
 
+/// Why a command failed, printed as `error: …`: a typed error from the crates, or the
+/// text of one made here.
+type Failure = Box<dyn std::error::Error>;
+
 fn database_url(global: &GlobalOpts, file: &FileConfig) -> String {
     global
         .database_url
@@ -192,15 +200,15 @@ fn database_url(global: &GlobalOpts, file: &FileConfig) -> String {
         .unwrap_or_else(|| config::DEFAULT_DATABASE_URL.to_string())
 }
 
-async fn authority(global: &GlobalOpts, file: &FileConfig) -> Result<Authority, String> {
-    let store = gatehouse_store::open(&database_url(global, file)).await.map_err(|e| e.to_string())?;
+async fn authority(global: &GlobalOpts, file: &FileConfig) -> Result<Authority, Failure> {
+    let store = gatehouse_store::open(&database_url(global, file)).await?;
     let mut auth = Authority::new(store);
     auth.policy = file.policy()?;
     auth.catalog = file.catalog()?;
     Ok(auth)
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
+async fn run(cli: Cli) -> Result<(), Failure> {
     let file = FileConfig::load(cli.global.config.as_deref())?;
     let auth = authority(&cli.global, &file).await?;
     match cli.command {
@@ -229,7 +237,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-async fn client_command(auth: &Authority, cmd: ClientCommand) -> Result<(), String> {
+async fn client_command(auth: &Authority, cmd: ClientCommand) -> Result<(), Failure> {
     match cmd {
         ClientCommand::Create { name, owner, redirect_uris, public, category, allow_implicit, jwt_access_tokens, json } => {
             let owner = auth
@@ -289,7 +297,7 @@ async fn client_command(auth: &Authority, cmd: ClientCommand) -> Result<(), Stri
                 println!("deleted {client_id} and every token issued to it");
                 Ok(())
             } else {
-                Err(format!("no application with client_id {client_id:?}"))
+                Err(format!("no application with client_id {client_id:?}").into())
             }
         }
         ClientCommand::RotateSecret { client_id, grace, json } => {
@@ -308,7 +316,7 @@ async fn client_command(auth: &Authority, cmd: ClientCommand) -> Result<(), Stri
     }
 }
 
-async fn keys_command(auth: &Authority, keyring: &gatehouse_core::oidc::Keyring, cmd: KeysCommand) -> Result<(), String> {
+async fn keys_command(auth: &Authority, keyring: &gatehouse_core::oidc::Keyring, cmd: KeysCommand) -> Result<(), Failure> {
     match cmd {
         KeysCommand::Rotate { json } => {
             let kid = keyring.rotate(auth.store.as_ref(), auth.now()).await?;
@@ -346,7 +354,7 @@ async fn serve(
     rate_limits: gatehouse_server::RateLimits,
     listen: Option<String>,
     issuer: Option<String>,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let listen = listen.or_else(|| file.listen.clone()).unwrap_or_else(|| config::DEFAULT_LISTEN.to_string());
     let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;

@@ -13,7 +13,7 @@ pub const DEVICE_CODE_TTL: i64 = 600;
 pub const POLL_INTERVAL: i64 = 5;
 
 /// The answer to `POST /oauth2/device` (RFC 8628 §3.2).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct DeviceAuthorizationResponse {
     pub device_code: String,
     pub user_code: String,

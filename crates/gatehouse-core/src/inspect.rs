@@ -1,6 +1,5 @@
 //! Looking at a token: Twitch's validate endpoint and RFC 7662 introspection.
 
-use serde::Serialize;
 
 use crate::authority::Authority;
 use crate::error::{ErrorCode, OAuthError};
@@ -17,13 +16,11 @@ pub async fn live_access_token(auth: &Authority, token: &str) -> Result<AccessTo
     Ok(info)
 }
 
-/// The body of `GET /oauth2/validate`, in Twitch's shape.
-#[derive(Debug, Serialize)]
+/// What `GET /oauth2/validate` answers; the server writes it in Twitch's shape.
+#[derive(Debug)]
 pub struct Validation {
     pub client_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub login: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
     pub scopes: Vec<String>,
     pub expires_in: i64,
@@ -41,27 +38,19 @@ pub async fn validate(auth: &Authority, token: &str) -> Result<Validation, OAuth
 }
 
 /// RFC 7662 §2.2. An inactive token says only `active: false`.
-#[derive(Debug, Serialize, Default)]
+#[derive(Debug, Default)]
 pub struct Introspection {
     pub active: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
     /// RFC 7662 §2.2: the RFC 6749 §7.1 token type, `bearer`, for access tokens.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub token_type: Option<&'static str>,
     /// Which kind of token this is: `access_token` or `refresh_token` (an extension, as
     /// Ory Hydra's `token_use`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub token_use: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub exp: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub iat: Option<i64>,
 }
 

@@ -14,10 +14,8 @@ use rsa::traits::PublicKeyParts;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::authority::Authority;
 use crate::error::{OAuthError, StoreError};
 use crate::model::SigningKey;
-use crate::scope::ScopeSet;
 use crate::secret::random_token;
 use crate::store::Store;
 
@@ -29,14 +27,34 @@ pub const RETIRED_KEY_GRACE: i64 = 2 * ID_TOKEN_TTL;
 /// so a `gatehouse keys rotate` on any machine reaches every instance.
 const ACTIVE_KEY_CACHE: Duration = Duration::from_secs(30);
 
+/// Why a key could not be read, made or stored. The text is for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("the key encryption key is not base64")]
+    KekNotBase64,
+    #[error("the key encryption key must be 32 bytes")]
+    KekLength,
+    #[error("stored signing key is not base64")]
+    SealedNotBase64,
+    #[error("stored signing key is truncated")]
+    SealedTruncated,
+    #[error("cannot decrypt a signing key: wrong key encryption key?")]
+    Decrypt,
+    /// RSA key generation or encoding failed.
+    #[error("{0}")]
+    Generate(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// The 256-bit key that encrypts signing keys at rest (AES-256-GCM).
 #[derive(Clone)]
 pub struct KeyEncryptionKey([u8; 32]);
 
 impl KeyEncryptionKey {
-    pub fn from_base64(text: &str) -> Result<Self, String> {
-        let bytes = STANDARD.decode(text.trim()).map_err(|_| "the key encryption key is not base64".to_string())?;
-        let key: [u8; 32] = bytes.try_into().map_err(|_| "the key encryption key must be 32 bytes".to_string())?;
+    pub fn from_base64(text: &str) -> Result<Self, KeyError> {
+        let bytes = STANDARD.decode(text.trim()).map_err(|_| KeyError::KekNotBase64)?;
+        let key: [u8; 32] = bytes.try_into().map_err(|_| KeyError::KekLength)?;
         Ok(KeyEncryptionKey(key))
     }
 
@@ -61,15 +79,15 @@ impl KeyEncryptionKey {
         STANDARD.encode(out)
     }
 
-    fn open(&self, sealed: &str, kid: &str) -> Result<Vec<u8>, String> {
-        let bytes = STANDARD.decode(sealed).map_err(|_| "stored signing key is not base64".to_string())?;
+    fn open(&self, sealed: &str, kid: &str) -> Result<Vec<u8>, KeyError> {
+        let bytes = STANDARD.decode(sealed).map_err(|_| KeyError::SealedNotBase64)?;
         if bytes.len() < 12 {
-            return Err("stored signing key is truncated".into());
+            return Err(KeyError::SealedTruncated);
         }
         let (nonce, ct) = bytes.split_at(12);
         Aes256Gcm::new(&self.0.into())
             .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: kid.as_bytes() })
-            .map_err(|_| "cannot decrypt a signing key: wrong key encryption key?".to_string())
+            .map_err(|_| KeyError::Decrypt)
     }
 }
 
@@ -112,9 +130,9 @@ impl Keyring {
     }
 
     /// Generates an RSA-2048 key, stores it encrypted, and returns its id.
-    pub async fn generate(&self, store: &dyn Store, now: i64) -> Result<String, String> {
-        let private = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).map_err(|e| e.to_string())?;
-        let der = private.to_pkcs1_der().map_err(|e| e.to_string())?;
+    pub async fn generate(&self, store: &dyn Store, now: i64) -> Result<String, KeyError> {
+        let private = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).map_err(|e| KeyError::Generate(e.to_string()))?;
+        let der = private.to_pkcs1_der().map_err(|e| KeyError::Generate(e.to_string()))?;
         let kid = random_token(16);
         let jwk = serde_json::json!({
             "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
@@ -129,15 +147,15 @@ impl Keyring {
             created_at: now,
             retired_at: None,
         };
-        store.insert_signing_key(&key).await.map_err(|e| e.to_string())?;
+        store.insert_signing_key(&key).await?;
         Ok(kid)
     }
 
     /// Makes a new key the signing key; the old ones stay in the JWKS for
     /// [`RETIRED_KEY_GRACE`] so tokens they signed still verify.
-    pub async fn rotate(&self, store: &dyn Store, now: i64) -> Result<String, String> {
+    pub async fn rotate(&self, store: &dyn Store, now: i64) -> Result<String, KeyError> {
         let kid = self.generate(store, now).await?;
-        store.retire_signing_keys(&kid, now).await.map_err(|e| e.to_string())?;
+        store.retire_signing_keys(&kid, now).await?;
         *self.active.lock().unwrap_or_else(|e| e.into_inner()) = None;
         Ok(kid)
     }
@@ -202,64 +220,6 @@ impl Keyring {
     }
 }
 
-/// OpenID Connect Core §3.1.3.6: base64url of the left half of SHA-256 of the token.
-pub fn left_half_hash(value: &str) -> String {
-    let digest = Sha256::digest(value.as_bytes());
-    URL_SAFE_NO_PAD.encode(&digest[..16])
-}
-
-#[derive(Serialize)]
-struct IdTokenClaims<'a> {
-    iss: &'a str,
-    sub: &'a str,
-    aud: &'a str,
-    exp: i64,
-    iat: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    auth_time: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    nonce: Option<&'a str>,
-    azp: &'a str,
-    at_hash: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    preferred_username: Option<&'a str>,
-}
-
-/// What an ID token says, beside the access token it travels with.
-pub struct IdTokenFacts<'a> {
-    pub client_id: &'a str,
-    pub user_id: &'a str,
-    pub scopes: &'a ScopeSet,
-    pub nonce: Option<&'a str>,
-    pub auth_time: Option<i64>,
-    pub access_token: &'a str,
-}
-
-/// An ID token when `openid` was granted, else None.
-pub async fn id_token(auth: &Authority, facts: IdTokenFacts<'_>) -> Result<Option<String>, OAuthError> {
-    if !facts.scopes.contains(OPENID) {
-        return Ok(None);
-    }
-    let Some(keyring) = &auth.keyring else {
-        return Err(OAuthError::invalid_scope("OpenID Connect is not configured on this server"));
-    };
-    let now = auth.now();
-    let login = auth.store.find_user(facts.user_id).await?.map(|u| u.login);
-    let claims = IdTokenClaims {
-        iss: &auth.issuer,
-        sub: facts.user_id,
-        aud: facts.client_id,
-        exp: now + ID_TOKEN_TTL,
-        iat: now,
-        auth_time: facts.auth_time,
-        nonce: facts.nonce,
-        azp: facts.client_id,
-        at_hash: left_half_hash(facts.access_token),
-        preferred_username: login.as_deref(),
-    };
-    keyring.sign(auth.store.as_ref(), now, &claims, "JWT").await.map(Some)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,11 +240,5 @@ mod tests {
         let (other, _) = KeyEncryptionKey::generate();
         assert!(other.open(&sealed, "kid1").is_err());
         assert!(KeyEncryptionKey::from_base64("c2hvcnQ=").is_err());
-    }
-
-    #[test]
-    fn at_hash_is_the_left_half_of_sha256() {
-        // OpenID Connect Core, Appendix A.3/A.4 example access token.
-        assert_eq!(left_half_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"), "77QmUPtjPfzWtF2AnpK9RQ");
     }
 }

@@ -4,20 +4,33 @@
 use std::net::IpAddr;
 use url::Url;
 
+/// Why a redirect URI cannot be registered; the text is shown to the developer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RedirectUriError {
+    #[error("not an absolute URL: {0}")]
+    NotAbsolute(String),
+    #[error("a redirect URI must not contain a fragment")]
+    Fragment,
+    #[error("http redirect URIs are only allowed for localhost; use https")]
+    PlainHttp,
+    #[error("unsupported redirect URI scheme: {0}")]
+    Scheme(String),
+}
+
 /// Validates a URI a developer wants to register: absolute, no fragment (RFC 6749 §3.1.2),
 /// and https unless it points at this machine (loopback) or is a private-use scheme.
-pub fn validate_registration(uri: &str) -> Result<(), String> {
-    let url = Url::parse(uri).map_err(|_| format!("not an absolute URL: {}", clip(uri)))?;
+pub fn validate_registration(uri: &str) -> Result<(), RedirectUriError> {
+    let url = Url::parse(uri).map_err(|_| RedirectUriError::NotAbsolute(clip(uri)))?;
     if url.fragment().is_some() {
-        return Err("a redirect URI must not contain a fragment".into());
+        return Err(RedirectUriError::Fragment);
     }
     match url.scheme() {
         "https" => Ok(()),
         "http" if is_loopback(&url) => Ok(()),
-        "http" => Err("http redirect URIs are only allowed for localhost; use https".into()),
+        "http" => Err(RedirectUriError::PlainHttp),
         // RFC 8252 §7.1: private-use schemes such as com.example.app:/callback
         s if s.contains('.') => Ok(()),
-        _ => Err(format!("unsupported redirect URI scheme: {}", clip(url.scheme()))),
+        _ => Err(RedirectUriError::Scheme(clip(url.scheme()))),
     }
 }
 

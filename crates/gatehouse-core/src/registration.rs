@@ -3,13 +3,15 @@
 use crate::authority::Authority;
 use crate::error::StoreError;
 use crate::model::{Client, ClientKind, CATEGORIES};
-use crate::redirect::validate_registration;
+use crate::redirect::{validate_registration, RedirectUriError};
 use crate::secret::{hash_secret, new_client_id, new_secret};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RegistrationError {
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    RedirectUri(#[from] RedirectUriError),
     #[error("an application with that name already exists")]
     NameTaken,
     #[error("no such application")]
@@ -60,7 +62,7 @@ pub fn check(new: &NewClient) -> Result<(), RegistrationError> {
         return Err(RegistrationError::Invalid("at most 10 redirect URIs".into()));
     }
     for uri in &new.redirect_uris {
-        validate_registration(uri).map_err(RegistrationError::Invalid)?;
+        validate_registration(uri)?;
     }
     Ok(())
 }

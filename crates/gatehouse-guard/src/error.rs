@@ -1,8 +1,51 @@
-//! Guard failures as RFC 6750 §3 responses, in the same JSON shape Gatehouse's own
-//! errors use (`error`, `error_description`, and Twitch's `status` and `message`).
+//! Guard failures as RFC 6750 §3 responses, and [`ErrorBody`]: the one JSON shape of
+//! every Gatehouse error, written here and by the server alike.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// Every error: RFC 6749 §5.2 fields plus Twitch's `status` and `message`.
+// `message` repeats `error_description`, so clients of either style read it. Defined
+// here, below the server, because APIs behind the guard answer in it too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    // Fields in alphabetical order: the order these bodies have always been written in.
+    pub error: String,
+    pub error_description: String,
+    pub message: String,
+    /// With `insufficient_scope`: the scope the request needs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    pub status: u16,
+}
+
+impl ErrorBody {
+    pub fn new(status: StatusCode, error: &str, description: impl Into<String>) -> ErrorBody {
+        let description = description.into();
+        ErrorBody {
+            error: error.to_string(),
+            message: description.clone(),
+            error_description: description,
+            scope: None,
+            status: status.as_u16(),
+        }
+    }
+
+    pub fn with_scope(mut self, scope: &str) -> ErrorBody {
+        self.scope = Some(scope.to_string());
+        self
+    }
+}
+
+/// The body with its status; headers (challenges, caching) are the caller's to add.
+impl IntoResponse for ErrorBody {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(self)).into_response()
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GuardError {
@@ -32,16 +75,11 @@ impl IntoResponse for GuardError {
             GuardError::InvalidRequest(d) => (StatusCode::BAD_REQUEST, "invalid_request", d.clone(), "Bearer realm=\"gatehouse\", error=\"invalid_request\"".to_string()),
             GuardError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "the token could not be checked; try again".to_string(), String::new()),
         };
-        let mut body = serde_json::json!({
-            "error": code,
-            "error_description": description,
-            "status": status.as_u16(),
-            "message": description,
-        });
+        let mut body = ErrorBody::new(status, code, description);
         if let GuardError::InsufficientScope(scope) = &self {
-            body["scope"] = scope.clone().into();
+            body = body.with_scope(scope);
         }
-        let mut res = (status, axum::Json(body)).into_response();
+        let mut res = body.into_response();
         if let Ok(v) = HeaderValue::from_str(&challenge) {
             if !challenge.is_empty() {
                 res.headers_mut().insert(header::WWW_AUTHENTICATE, v);

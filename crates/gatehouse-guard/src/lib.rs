@@ -21,7 +21,7 @@ mod middleware;
 mod token_source;
 mod verify;
 
-pub use error::GuardError;
+pub use error::{ErrorBody, GuardError};
 pub use middleware::{authenticate, require_scope, Token};
 pub use token_source::redact_query;
 pub use verify::{IntrospectionVerifier, JwtVerifier, LocalVerifier, Verifier};

@@ -10,6 +10,7 @@ mod rate_limit;
 mod routes;
 mod security_headers;
 mod session;
+mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,7 @@ use std::time::Duration;
 use axum::Router;
 use gatehouse_core::Authority;
 
-pub use error::ApiError;
+pub use error::AppError;
 pub use rate_limit::RateLimits;
 
 /// The server's parsers of untrusted input, public so that fuzz targets can reach them.
@@ -78,7 +79,7 @@ impl std::ops::Deref for AppState {
 pub struct Shared {
     pub auth: Authority,
     pub config: Arc<ServerConfig>,
-    pages: Arc<pages::Pages>,
+    pages: &'static pages::Pages,
     /// Password checks allowed at once (one per core).
     password_checks: Arc<tokio::sync::Semaphore>,
     buckets: Arc<rate_limit::MemoryBuckets>,
@@ -91,7 +92,7 @@ impl AppState {
         AppState(Arc::new(Shared {
             auth,
             config: Arc::new(config),
-            pages: Arc::new(pages::Pages::new()),
+            pages: pages::Pages::shared(),
             password_checks: Arc::new(tokio::sync::Semaphore::new(cores)),
             buckets: Arc::default(),
             rate_queues: Default::default(),

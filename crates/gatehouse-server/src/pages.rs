@@ -1,5 +1,7 @@
 //! Server-rendered pages: minijinja templates compiled into the binary, auto-escaped.
 
+use std::sync::LazyLock;
+
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::Environment;
@@ -29,8 +31,16 @@ const TEMPLATES: &[(&str, &str)] = &[
 pub const STYLESHEET: &str = include_str!("../static/style.css");
 pub const CONSOLE_JS: &str = include_str!("../static/console.js");
 
+static PAGES: LazyLock<Pages> = LazyLock::new(Pages::new);
+
 impl Pages {
-    pub fn new() -> Self {
+    /// The templates, compiled once for the process: error pages are written where no
+    /// state is at hand (`AppError`).
+    pub fn shared() -> &'static Pages {
+        &PAGES
+    }
+
+    fn new() -> Self {
         let mut env = Environment::new();
         for (name, src) in TEMPLATES {
             // Templates are part of the binary and covered by tests; a broken one is a

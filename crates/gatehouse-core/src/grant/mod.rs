@@ -4,6 +4,7 @@
 pub mod authorization_code;
 pub mod client_credentials;
 pub mod device_code;
+pub mod id_token;
 pub mod refresh_token;
 
 use crate::authority::Authority;
@@ -49,7 +50,7 @@ pub(crate) async fn with_id_token(
     nonce: Option<&str>,
     auth_time: Option<i64>,
 ) -> Result<TokenResponse, crate::error::OAuthError> {
-    let facts = crate::oidc::IdTokenFacts {
+    let facts = id_token::IdTokenFacts {
         client_id: &client.id,
         user_id,
         scopes: &response.scope,
@@ -57,7 +58,7 @@ pub(crate) async fn with_id_token(
         auth_time,
         access_token: &response.access_token,
     };
-    response.id_token = crate::oidc::id_token(auth, facts).await?;
+    response.id_token = id_token::id_token(auth, facts).await?;
     Ok(response)
 }
 

@@ -8,18 +8,15 @@ use gatehouse_core::accounts::{self, AccountError};
 use gatehouse_core::model::category_label;
 use serde::Deserialize;
 
-use super::login::{posted_form, safe_next, with_cookie};
+use super::login::{posted_form, safe_next, unavailable, with_cookie};
+use crate::error::AppError;
 use crate::rate_limit::{self, Peer};
 use crate::session::Visitor;
 use crate::AppState;
 
-pub(crate) fn unavailable(state: &AppState) -> Response {
-    state.pages.error(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", "The service could not complete that. Try again shortly.")
-}
-
 /// The signed-in visitor, or a redirect to sign in and come back to `here`.
 pub(crate) async fn signed_in(state: &AppState, headers: &HeaderMap, here: &str) -> Result<Visitor, Response> {
-    let visitor = Visitor::load(state, headers).await.map_err(|_| unavailable(state))?;
+    let visitor = Visitor::load(state, headers).await.map_err(|_| unavailable())?;
     if visitor.signed_in.is_none() {
         let q = url::form_urlencoded::Serializer::new(String::new()).append_pair("next", here).finish();
         return Err(with_cookie(Redirect::to(&format!("/login?{q}")).into_response(), &visitor));
@@ -45,7 +42,7 @@ pub async fn signup_form(State(state): State<AppState>, headers: HeaderMap, Quer
     if !state.config.signup_enabled {
         return signup_off(&state);
     }
-    let Ok(visitor) = Visitor::load(&state, &headers).await else { return unavailable(&state) };
+    let Ok(visitor) = Visitor::load(&state, &headers).await else { return unavailable() };
     signup_page(&state, &visitor, &safe_next(q.next.as_deref()), "", "", None, StatusCode::OK)
 }
 
@@ -73,14 +70,13 @@ pub async fn signup(State(state): State<AppState>, Peer(peer): Peer, headers: He
     let user = match made {
         Ok(Ok(u)) => u,
         Ok(Err(err)) => return signup_page(&state, &visitor, &next, &login, &email, Some(&err.to_string()), StatusCode::BAD_REQUEST),
-        Err(_) => return unavailable(&state),
+        Err(_) => return unavailable(),
     };
-    match state.auth.store.create_user(&user).await.map_err(AccountError::from) {
-        Ok(()) => {}
-        Err(AccountError::LoginTaken) => {
-            return signup_page(&state, &visitor, &next, &login, &email, Some("That username is taken."), StatusCode::CONFLICT)
+    if let Err(e) = state.auth.store.create_user(&user).await {
+        if let AccountError::LoginTaken = AccountError::from(e.clone()) {
+            return signup_page(&state, &visitor, &next, &login, &email, Some("That username is taken."), StatusCode::CONFLICT);
         }
-        Err(_) => return unavailable(&state),
+        return AppError::page(e).into_response();
     }
     let dest = if next == "/" { "/console".to_string() } else { next };
     let remember = crate::known_browser::remember(&state, &user);
@@ -90,7 +86,7 @@ pub async fn signup(State(state): State<AppState>, Peer(peer): Peer, headers: He
             res.headers_mut().extend(remember.map(|c| (axum::http::header::SET_COOKIE, c)));
             res
         }
-        Err(_) => unavailable(&state),
+        Err(_) => unavailable(),
     }
 }
 
@@ -109,8 +105,11 @@ fn when(unix: i64) -> String {
 }
 
 async fn connections_page(state: &AppState, visitor: &Visitor, notice: Option<&str>) -> Response {
-    let Some(user) = visitor.user() else { return unavailable(state) };
-    let Ok(list) = state.auth.store.list_consents(&user.id).await else { return unavailable(state) };
+    let Some(user) = visitor.user() else { return unavailable() };
+    let list = match state.auth.store.list_consents(&user.id).await {
+        Ok(list) => list,
+        Err(e) => return AppError::page(e).into_response(),
+    };
     let connections: Vec<_> = list
         .iter()
         .map(|(consent, client)| {
@@ -142,8 +141,8 @@ pub async fn disconnect(State(state): State<AppState>, headers: HeaderMap, Path(
         Err(refused) => return refused,
     };
     let Some(user) = visitor.user() else { return Redirect::to("/login?next=%2Fsettings%2Fconnections").into_response() };
-    if state.auth.store.disconnect(&user.id, &client_id).await.is_err() {
-        return unavailable(&state);
+    if let Err(e) = state.auth.store.disconnect(&user.id, &client_id).await {
+        return AppError::page(e).into_response();
     }
     connections_page(&state, &visitor, Some("Disconnected: the application's tokens no longer work.")).await
 }
@@ -170,7 +169,7 @@ pub async fn change_password(State(state): State<AppState>, headers: HeaderMap, 
     if let Err(e) = accounts::check_password(&new) {
         return password_page(&state, &visitor, Some(&e.to_string()), None, StatusCode::BAD_REQUEST);
     }
-    let Ok(_permit) = state.password_checks.acquire().await else { return unavailable(&state) };
+    let Ok(_permit) = state.password_checks.acquire().await else { return unavailable() };
     let stored = user.password_hash.clone();
     let checked = tokio::task::spawn_blocking(move || {
         accounts::verify_password(&current, &stored).then(|| accounts::hash_password(&new))
@@ -179,10 +178,10 @@ pub async fn change_password(State(state): State<AppState>, headers: HeaderMap, 
     let new_hash = match checked {
         Ok(Some(h)) => h,
         Ok(None) => return password_page(&state, &visitor, Some("The current password is not right."), None, StatusCode::UNAUTHORIZED),
-        Err(_) => return unavailable(&state),
+        Err(_) => return unavailable(),
     };
-    if state.auth.store.change_password(&user.id, &new_hash, &session.id_hash).await.is_err() {
-        return unavailable(&state);
+    if let Err(e) = state.auth.store.change_password(&user.id, &new_hash, &session.id_hash).await {
+        return AppError::page(e).into_response();
     }
     password_page(&state, &visitor, None, Some("Password changed. Applications will need you to authorize them again."), StatusCode::OK)
 }

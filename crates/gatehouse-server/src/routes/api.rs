@@ -1,8 +1,6 @@
 //! The demo platform API, built with gatehouse-guard. Every scope of the default catalog
 //! guards at least one endpoint; the table is in the README ("Protecting your API").
 
-#[allow(unused_imports)]
-use super::openapi::*;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -15,10 +13,13 @@ use axum::{Json, Router};
 use gatehouse_core::model::{Channel, Relation, RelatedUser, User};
 use gatehouse_core::secret::random_token;
 use gatehouse_guard::{authenticate, require_scope, Guard, GuardError, Token};
-use serde::Deserialize;
-use serde_json::{json, Value};
 
+use crate::error::AppError;
 use crate::params::Params;
+use crate::wire::{
+    ApiUser, ChannelBody, ChannelEditBody, ChatLoginBody, CommercialBody, CommercialRequest, EmailBody, ErrorBody, PeopleBody, Person,
+    StreamKeyBody,
+};
 use crate::{rate_limit, AppState};
 
 /// `route` guarded by `scope`.
@@ -51,51 +52,31 @@ pub fn router(state: &AppState) -> Router<AppState> {
 }
 
 /// An API error in the same JSON shape as every other Gatehouse error.
-fn fail(status: StatusCode, error: &str, message: &str) -> Response {
-    let body = json!({ "error": error, "error_description": message, "status": status.as_u16(), "message": message });
-    (status, Json(body)).into_response()
-}
-
-fn unavailable() -> Response {
-    fail(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "try again shortly")
+fn fail(status: StatusCode, error: &str, message: &str) -> AppError {
+    ErrorBody::new(status, error, message).into()
 }
 
 /// The signed-in user behind a user token; app tokens have none.
-async fn token_user(state: &AppState, token: &Token) -> Result<User, Response> {
+async fn token_user(state: &AppState, token: &Token) -> Result<User, AppError> {
     let Some(user_id) = &token.0.user_id else {
-        return Err(GuardError::InvalidToken("this endpoint needs a user access token".into()).into_response());
+        return Err(GuardError::InvalidToken("this endpoint needs a user access token".into()).into());
     };
-    match state.auth.store.find_user(user_id).await {
-        Ok(Some(u)) => Ok(u),
-        Ok(None) => Err(GuardError::InvalidToken("the token's user no longer exists".into()).into_response()),
-        Err(_) => Err(unavailable()),
-    }
+    let user = state.auth.store.find_user(user_id).await?;
+    user.ok_or_else(|| GuardError::InvalidToken("the token's user no longer exists".into()).into())
 }
 
 /// The user's channel; made on first use with a fresh stream key.
-async fn my_channel(state: &AppState, user: &User) -> Result<Channel, Response> {
+async fn my_channel(state: &AppState, user: &User) -> Result<Channel, AppError> {
     let key = format!("live_{}", random_token(30));
-    state.auth.store.channel(&user.id, &key, state.auth.now()).await.map_err(|_| unavailable())
+    Ok(state.auth.store.channel(&user.id, &key, state.auth.now()).await?)
 }
 
-async fn other_user(state: &AppState, login: &str) -> Result<User, Response> {
+async fn other_user(state: &AppState, login: &str) -> Result<User, AppError> {
+    let no_such_user = || fail(StatusCode::NOT_FOUND, "not_found", "no such user");
     if gatehouse_core::accounts::check_login(login).is_err() {
-        return Err(fail(StatusCode::NOT_FOUND, "not_found", "no such user"));
+        return Err(no_such_user());
     }
-    match state.auth.store.find_user_by_login(login).await {
-        Ok(Some(u)) => Ok(u),
-        Ok(None) => Err(fail(StatusCode::NOT_FOUND, "not_found", "no such user")),
-        Err(_) => Err(unavailable()),
-    }
-}
-
-macro_rules! tri {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(r) => return r,
-        }
-    };
+    state.auth.store.find_user_by_login(login).await?.ok_or_else(no_such_user)
 }
 
 #[utoipa::path(
@@ -103,10 +84,10 @@ macro_rules! tri {
     responses((status = 200, description = "OK", body = ApiUser), (status = "default", description = "An error", body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub(crate) async fn user(State(state): State<AppState>, token: Token) -> Response {
-    let user = tri!(token_user(&state, &token).await);
+pub(crate) async fn user(State(state): State<AppState>, token: Token) -> Result<Response, AppError> {
+    let user = token_user(&state, &token).await?;
     let email = if token.0.has_scope("user_read") { Some(user.email) } else { None };
-    Json(ApiUser { id: user.id, login: user.login, created_at: user.created_at, email }).into_response()
+    Ok(Json(ApiUser { id: user.id, login: user.login, created_at: user.created_at, email }).into_response())
 }
 
 #[utoipa::path(
@@ -114,20 +95,21 @@ pub(crate) async fn user(State(state): State<AppState>, token: Token) -> Respons
     responses((status = 200, description = "OK", body = EmailBody), (status = "default", description = "An error", body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub(crate) async fn email(State(state): State<AppState>, token: Token) -> Response {
-    let user = tri!(token_user(&state, &token).await);
-    Json(json!({ "email": user.email })).into_response()
+pub(crate) async fn email(State(state): State<AppState>, token: Token) -> Result<Response, AppError> {
+    let user = token_user(&state, &token).await?;
+    Ok(Json(EmailBody { email: user.email }).into_response())
 }
 
-fn channel_json(user: &User, ch: &Channel, private: bool) -> Value {
-    let mut v = json!({
-        "user_id": user.id, "login": user.login, "status": ch.status, "game": ch.game, "updated_at": ch.updated_at,
-    });
-    if private {
-        v["stream_key"] = ch.stream_key.clone().into();
-        v["email"] = user.email.clone().into();
-    }
-    v
+fn channel_json(user: &User, ch: &Channel, private: bool) -> Json<ChannelBody> {
+    Json(ChannelBody {
+        email: private.then(|| user.email.clone()),
+        game: ch.game.clone(),
+        login: user.login.clone(),
+        status: ch.status.clone(),
+        stream_key: private.then(|| ch.stream_key.clone()),
+        updated_at: ch.updated_at,
+        user_id: user.id.clone(),
+    })
 }
 
 #[utoipa::path(
@@ -135,20 +117,14 @@ fn channel_json(user: &User, ch: &Channel, private: bool) -> Value {
     responses((status = 200, description = "OK", body = ChannelBody), (status = "default", description = "An error", body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub(crate) async fn channel(State(state): State<AppState>, token: Token) -> Response {
-    let user = tri!(token_user(&state, &token).await);
-    let ch = tri!(my_channel(&state, &user).await);
-    Json(channel_json(&user, &ch, token.0.has_scope("channel_read"))).into_response()
-}
-
-#[derive(Deserialize, Default)]
-struct ChannelEdit {
-    status: Option<String>,
-    game: Option<String>,
+pub(crate) async fn channel(State(state): State<AppState>, token: Token) -> Result<Response, AppError> {
+    let user = token_user(&state, &token).await?;
+    let ch = my_channel(&state, &user).await?;
+    Ok(channel_json(&user, &ch, token.0.has_scope("channel_read")).into_response())
 }
 
 /// Reads a form or JSON body (a form may also carry `oauth_token`, which is ignored here).
-fn body<T: serde::de::DeserializeOwned + Default>(headers: &HeaderMap, bytes: &Bytes) -> Result<T, Response> {
+fn body<T: serde::de::DeserializeOwned + Default>(headers: &HeaderMap, bytes: &Bytes) -> Result<T, AppError> {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let bad = || fail(StatusCode::BAD_REQUEST, "invalid_request", "the body could not be read");
     if bytes.is_empty() {
@@ -166,21 +142,19 @@ fn body<T: serde::de::DeserializeOwned + Default>(headers: &HeaderMap, bytes: &B
     responses((status = 200, description = "OK", body = ChannelBody), (status = "default", description = "An error", body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub(crate) async fn edit_channel(State(state): State<AppState>, token: Token, headers: HeaderMap, bytes: Bytes) -> Response {
-    let user = tri!(token_user(&state, &token).await);
-    let edit: ChannelEdit = tri!(body(&headers, &bytes));
+pub(crate) async fn edit_channel(State(state): State<AppState>, token: Token, headers: HeaderMap, bytes: Bytes) -> Result<Response, AppError> {
+    let user = token_user(&state, &token).await?;
+    let edit: ChannelEditBody = body(&headers, &bytes)?;
     for v in [&edit.status, &edit.game].into_iter().flatten() {
         if v.chars().count() > 140 || v.chars().any(char::is_control) {
-            return fail(StatusCode::BAD_REQUEST, "invalid_request", "status and game are at most 140 printable characters");
+            return Err(fail(StatusCode::BAD_REQUEST, "invalid_request", "status and game are at most 140 printable characters"));
         }
     }
-    tri!(my_channel(&state, &user).await);
+    my_channel(&state, &user).await?;
     let now = state.auth.now();
-    if state.auth.store.update_channel(&user.id, edit.status.as_deref(), edit.game.as_deref(), now).await.is_err() {
-        return unavailable();
-    }
-    let ch = tri!(my_channel(&state, &user).await);
-    Json(channel_json(&user, &ch, token.0.has_scope("channel_read"))).into_response()
+    state.auth.store.update_channel(&user.id, edit.status.as_deref(), edit.game.as_deref(), now).await?;
+    let ch = my_channel(&state, &user).await?;
+    Ok(channel_json(&user, &ch, token.0.has_scope("channel_read")).into_response())
 }
 
 #[utoipa::path(
@@ -188,10 +162,10 @@ pub(crate) async fn edit_channel(State(state): State<AppState>, token: Token, he
     responses((status = 200, description = "OK", body = StreamKeyBody), (status = "default", description = "An error", body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub(crate) async fn stream_key(State(state): State<AppState>, token: Token) -> Response {
-    let user = tri!(token_user(&state, &token).await);
-    let ch = tri!(my_channel(&state, &user).await);
-    Json(json!({ "stream_key": ch.stream_key })).into_response()
+pub(crate) async fn stream_key(State(state): State<AppState>, token: Token) -> Result<Response, AppError> {
+    let user = token_user(&state, &token).await?;
+    let ch = my_channel(&state, &user).await?;
+    Ok(Json(StreamKeyBody { stream_key: ch.stream_key }).into_response())
 }
 
 #[utoipa::path(
@@ -199,19 +173,12 @@ pub(crate) async fn stream_key(State(state): State<AppState>, token: Token) -> R
     responses((status = 200, description = "OK", body = StreamKeyBody), (status = "default", description = "An error", body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub(crate) async fn reset_stream_key(State(state): State<AppState>, token: Token) -> Response {
-    let user = tri!(token_user(&state, &token).await);
-    tri!(my_channel(&state, &user).await);
+pub(crate) async fn reset_stream_key(State(state): State<AppState>, token: Token) -> Result<Response, AppError> {
+    let user = token_user(&state, &token).await?;
+    my_channel(&state, &user).await?;
     let key = format!("live_{}", random_token(30));
-    if state.auth.store.set_stream_key(&user.id, &key, state.auth.now()).await.is_err() {
-        return unavailable();
-    }
-    Json(json!({ "stream_key": key })).into_response()
-}
-
-#[derive(Deserialize, Default)]
-struct Commercial {
-    length: Option<String>,
+    state.auth.store.set_stream_key(&user.id, &key, state.auth.now()).await?;
+    Ok(Json(StreamKeyBody { stream_key: key }).into_response())
 }
 
 #[utoipa::path(
@@ -220,33 +187,42 @@ struct Commercial {
     responses((status = 200, description = "OK", body = CommercialBody), (status = "default", description = "An error", body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub(crate) async fn commercial(State(state): State<AppState>, token: Token, headers: HeaderMap, bytes: Bytes) -> Response {
-    let user = tri!(token_user(&state, &token).await);
-    let req: Commercial = tri!(body(&headers, &bytes));
+pub(crate) async fn commercial(State(state): State<AppState>, token: Token, headers: HeaderMap, bytes: Bytes) -> Result<Response, AppError> {
+    let user = token_user(&state, &token).await?;
+    let req: CommercialRequest = body(&headers, &bytes)?;
     let length: i64 = match req.length.as_deref().unwrap_or("30").parse() {
         Ok(l) if [30, 60, 90, 120, 150, 180].contains(&l) => l,
-        _ => return fail(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "length must be 30, 60, 90, 120, 150 or 180"),
+        _ => return Err(fail(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "length must be 30, 60, 90, 120, 150 or 180")),
     };
-    tri!(my_channel(&state, &user).await);
-    if state.auth.store.record_commercial(&user.id, state.auth.now()).await.is_err() {
-        return unavailable();
-    }
-    Json(json!({ "length": length, "message": format!("a {length} second commercial is running") })).into_response()
+    my_channel(&state, &user).await?;
+    state.auth.store.record_commercial(&user.id, state.auth.now()).await?;
+    Ok(Json(CommercialBody { length, message: format!("a {length} second commercial is running") }).into_response())
 }
 
-fn people(list: Vec<RelatedUser>, field: &str) -> Response {
-    let items: Vec<Value> = list.iter().map(|r| json!({ "login": r.login, "user_id": r.user_id, "created_at": r.created_at })).collect();
-    Json(json!({ "_total": items.len(), field: items })).into_response()
+/// Which list a [`PeopleBody`] carries.
+#[derive(Clone, Copy)]
+enum Field {
+    Follows,
+    Blocks,
+    Subscriptions,
 }
 
-async fn list(state: &AppState, token: &Token, kind: Relation, outgoing: bool, field: &str) -> Response {
-    let user = tri!(token_user(state, token).await);
+fn people(list: Vec<RelatedUser>, field: Field) -> Response {
+    let items: Vec<Person> = list.into_iter().map(Person::from).collect();
+    let mut body = PeopleBody { _total: items.len() as i64, blocks: None, follows: None, subscriptions: None };
+    *match field {
+        Field::Follows => &mut body.follows,
+        Field::Blocks => &mut body.blocks,
+        Field::Subscriptions => &mut body.subscriptions,
+    } = Some(items);
+    Json(body).into_response()
+}
+
+async fn list(state: &AppState, token: &Token, kind: Relation, outgoing: bool, field: Field) -> Result<Response, AppError> {
+    let user = token_user(state, token).await?;
     let store = &state.auth.store;
     let found = if outgoing { store.related_to(kind, &user.id).await } else { store.related_from(kind, &user.id).await };
-    match found {
-        Ok(l) => people(l, field),
-        Err(_) => unavailable(),
-    }
+    Ok(people(found?, field))
 }
 
 #[utoipa::path(
@@ -254,8 +230,8 @@ async fn list(state: &AppState, token: &Token, kind: Relation, outgoing: bool, f
     responses((status = 200, description = "OK", body = PeopleBody), (status = "default", description = "An error", body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub(crate) async fn follows(State(state): State<AppState>, token: Token) -> Response {
-    list(&state, &token, Relation::Follow, true, "follows").await
+pub(crate) async fn follows(State(state): State<AppState>, token: Token) -> Result<Response, AppError> {
+    list(&state, &token, Relation::Follow, true, Field::Follows).await
 }
 
 #[utoipa::path(
@@ -263,8 +239,8 @@ pub(crate) async fn follows(State(state): State<AppState>, token: Token) -> Resp
     responses((status = 200, description = "OK", body = PeopleBody), (status = "default", description = "An error", body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub(crate) async fn blocks(State(state): State<AppState>, token: Token) -> Response {
-    list(&state, &token, Relation::Block, true, "blocks").await
+pub(crate) async fn blocks(State(state): State<AppState>, token: Token) -> Result<Response, AppError> {
+    list(&state, &token, Relation::Block, true, Field::Blocks).await
 }
 
 #[utoipa::path(
@@ -272,8 +248,8 @@ pub(crate) async fn blocks(State(state): State<AppState>, token: Token) -> Respo
     responses((status = 200, description = "OK", body = PeopleBody), (status = "default", description = "An error", body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub(crate) async fn user_subscriptions(State(state): State<AppState>, token: Token) -> Response {
-    list(&state, &token, Relation::Subscription, true, "subscriptions").await
+pub(crate) async fn user_subscriptions(State(state): State<AppState>, token: Token) -> Result<Response, AppError> {
+    list(&state, &token, Relation::Subscription, true, Field::Subscriptions).await
 }
 
 #[utoipa::path(
@@ -281,23 +257,24 @@ pub(crate) async fn user_subscriptions(State(state): State<AppState>, token: Tok
     responses((status = 200, description = "OK", body = PeopleBody), (status = "default", description = "An error", body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub(crate) async fn channel_subscribers(State(state): State<AppState>, token: Token) -> Response {
-    list(&state, &token, Relation::Subscription, false, "subscriptions").await
+pub(crate) async fn channel_subscribers(State(state): State<AppState>, token: Token) -> Result<Response, AppError> {
+    list(&state, &token, Relation::Subscription, false, Field::Subscriptions).await
 }
 
-async fn set_relation(state: &AppState, token: &Token, kind: Relation, login: &str, on: bool) -> Response {
-    let user = tri!(token_user(state, token).await);
-    let other = tri!(other_user(state, login).await);
+async fn set_relation(state: &AppState, token: &Token, kind: Relation, login: &str, on: bool) -> Result<Response, AppError> {
+    let user = token_user(state, token).await?;
+    let other = other_user(state, login).await?;
     if other.id == user.id {
-        return fail(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "that would be yourself");
+        return Err(fail(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "that would be yourself"));
     }
     let store = &state.auth.store;
     let done = if on { store.relate(kind, &user.id, &other.id, state.auth.now()).await } else { store.unrelate(kind, &user.id, &other.id).await };
-    match done {
-        Ok(_) if on => Json(json!({ "login": other.login, "user_id": other.id })).into_response(),
-        Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(_) => unavailable(),
-    }
+    done?;
+    Ok(if on {
+        Json(Person { created_at: None, login: other.login, user_id: other.id }).into_response()
+    } else {
+        StatusCode::NO_CONTENT.into_response()
+    })
 }
 
 #[utoipa::path(
@@ -306,7 +283,7 @@ async fn set_relation(state: &AppState, token: &Token, kind: Relation, login: &s
     responses((status = 200, description = "OK", body = Person), (status = "default", description = "An error", body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub(crate) async fn follow(State(state): State<AppState>, token: Token, Path(login): Path<String>) -> Response {
+pub(crate) async fn follow(State(state): State<AppState>, token: Token, Path(login): Path<String>) -> Result<Response, AppError> {
     set_relation(&state, &token, Relation::Follow, &login, true).await
 }
 
@@ -316,7 +293,7 @@ pub(crate) async fn follow(State(state): State<AppState>, token: Token, Path(log
     responses((status = 204, description = "Done"), (status = "default", description = "An error", body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub(crate) async fn unfollow(State(state): State<AppState>, token: Token, Path(login): Path<String>) -> Response {
+pub(crate) async fn unfollow(State(state): State<AppState>, token: Token, Path(login): Path<String>) -> Result<Response, AppError> {
     set_relation(&state, &token, Relation::Follow, &login, false).await
 }
 
@@ -326,7 +303,7 @@ pub(crate) async fn unfollow(State(state): State<AppState>, token: Token, Path(l
     responses((status = 200, description = "OK", body = Person), (status = "default", description = "An error", body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub(crate) async fn block(State(state): State<AppState>, token: Token, Path(login): Path<String>) -> Response {
+pub(crate) async fn block(State(state): State<AppState>, token: Token, Path(login): Path<String>) -> Result<Response, AppError> {
     set_relation(&state, &token, Relation::Block, &login, true).await
 }
 
@@ -336,7 +313,7 @@ pub(crate) async fn block(State(state): State<AppState>, token: Token, Path(logi
     responses((status = 204, description = "Done"), (status = "default", description = "An error", body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub(crate) async fn unblock(State(state): State<AppState>, token: Token, Path(login): Path<String>) -> Response {
+pub(crate) async fn unblock(State(state): State<AppState>, token: Token, Path(login): Path<String>) -> Result<Response, AppError> {
     set_relation(&state, &token, Relation::Block, &login, false).await
 }
 
@@ -346,15 +323,13 @@ pub(crate) async fn unblock(State(state): State<AppState>, token: Token, Path(lo
     responses((status = 200, description = "OK", body = Person), (status = "default", description = "An error", body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub(crate) async fn check_subscription(State(state): State<AppState>, token: Token, Path(login): Path<String>) -> Response {
-    let user = tri!(token_user(&state, &token).await);
-    let other = tri!(other_user(&state, &login).await);
-    match state.auth.store.related_from(Relation::Subscription, &user.id).await {
-        Ok(subs) => match subs.into_iter().find(|s| s.user_id == other.id) {
-            Some(s) => Json(json!({ "login": s.login, "user_id": s.user_id, "created_at": s.created_at })).into_response(),
-            None => fail(StatusCode::NOT_FOUND, "not_found", "that user is not subscribed to your channel"),
-        },
-        Err(_) => unavailable(),
+pub(crate) async fn check_subscription(State(state): State<AppState>, token: Token, Path(login): Path<String>) -> Result<Response, AppError> {
+    let user = token_user(&state, &token).await?;
+    let other = other_user(&state, &login).await?;
+    let subs = state.auth.store.related_from(Relation::Subscription, &user.id).await?;
+    match subs.into_iter().find(|s| s.user_id == other.id) {
+        Some(s) => Ok(Json(Person::from(s)).into_response()),
+        None => Err(fail(StatusCode::NOT_FOUND, "not_found", "that user is not subscribed to your channel")),
     }
 }
 
@@ -363,7 +338,7 @@ pub(crate) async fn check_subscription(State(state): State<AppState>, token: Tok
     responses((status = 200, description = "OK", body = ChatLoginBody), (status = "default", description = "An error", body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub(crate) async fn chat_login(State(state): State<AppState>, token: Token) -> Response {
-    let user = tri!(token_user(&state, &token).await);
-    Json(json!({ "login": user.login, "chat_server": "irc://chat.gatehouse.invalid:6667", "allowed": true })).into_response()
+pub(crate) async fn chat_login(State(state): State<AppState>, token: Token) -> Result<Response, AppError> {
+    let user = token_user(&state, &token).await?;
+    Ok(Json(ChatLoginBody { allowed: true, chat_server: "irc://chat.gatehouse.invalid:6667".into(), login: user.login }).into_response())
 }

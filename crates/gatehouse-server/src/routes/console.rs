@@ -8,8 +8,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use gatehouse_core::model::{category_label, Client, ClientKind, CATEGORIES};
 use gatehouse_core::registration::{self, NewClient, RegistrationError};
 
-use super::account::{signed_in, unavailable};
-use super::login::posted_form;
+use super::account::signed_in;
+use super::login::{posted_form, unavailable};
+use crate::error::AppError;
 use crate::params::Params;
 use crate::session::Visitor;
 use crate::AppState;
@@ -30,8 +31,11 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response
         Ok(v) => v,
         Err(r) => return r,
     };
-    let Some(user) = v.user() else { return unavailable(&state) };
-    let Ok(apps) = state.auth.store.list_clients(Some(&user.id)).await else { return unavailable(&state) };
+    let Some(user) = v.user() else { return unavailable() };
+    let apps = match state.auth.store.list_clients(Some(&user.id)).await {
+        Ok(apps) => apps,
+        Err(e) => return AppError::page(e).into_response(),
+    };
     let apps: Vec<_> = apps.iter().map(app_view).collect();
     state.pages.render("console.html", StatusCode::OK, minijinja::context! { apps, user => user_login(&v) })
 }
@@ -115,7 +119,7 @@ async fn owned(state: &AppState, v: &Visitor, id: &str) -> Result<Client, Respon
     match state.auth.store.find_client(id).await {
         Ok(Some(c)) if c.owner_user_id == user.id => Ok(c),
         Ok(_) => Err(not_found()),
-        Err(_) => Err(unavailable(state)),
+        Err(e) => Err(AppError::page(e).into_response()),
     }
 }
 
@@ -211,6 +215,6 @@ pub async fn delete(State(state): State<AppState>, headers: HeaderMap, Path(id):
     }
     match state.auth.store.delete_client(&id).await {
         Ok(_) => Redirect::to("/console").into_response(),
-        Err(_) => unavailable(&state),
+        Err(e) => AppError::page(e).into_response(),
     }
 }

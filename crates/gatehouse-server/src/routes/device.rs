@@ -1,8 +1,6 @@
 //! The device flow's two sides on the web: `POST /oauth2/device` for the device, and the
 //! `/activate` page where the user types the code and answers.
 
-#[allow(unused_imports)]
-use super::openapi::*;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -14,10 +12,11 @@ use gatehouse_core::model::{category_label, Client, DeviceAuthorization};
 use serde::Deserialize;
 
 use super::login::{posted_form, with_cookie};
-use crate::error::ApiError;
+use crate::error::AppError;
 use crate::params::Params;
 use crate::rate_limit::Peer;
 use crate::session::Visitor;
+use crate::wire::{DeviceBody, DeviceRequest, ErrorBody};
 use crate::AppState;
 
 #[utoipa::path(
@@ -26,12 +25,12 @@ use crate::AppState;
     responses((status = 200, description = "RFC 8628 §3.2 answer", body = DeviceBody), (status = "default", description = "An error", body = ErrorBody)),
     security((), ("client_basic" = []))
 )]
-pub async fn start(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn start(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, AppError> {
     let p = Params::from_form(&headers, &body)?;
     let client = authenticate(&state.auth, &p.client_credentials(&headers)?).await?;
     let verification_uri = format!("{}/activate", state.config.issuer);
     let answer = device::start(&state.auth, &client, p.get("scope"), &verification_uri).await?;
-    let mut res = Json(answer).into_response();
+    let mut res = Json(DeviceBody::from(answer)).into_response();
     res.headers_mut().insert(axum::http::header::CACHE_CONTROL, "no-store".parse().expect("static"));
     Ok(res)
 }

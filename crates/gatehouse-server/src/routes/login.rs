@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use gatehouse_core::accounts::{check_login, decoy_hash, verify_password};
 use serde::Deserialize;
 
+use crate::error::AppError;
 use crate::params::Params;
 use crate::rate_limit::{self, Peer};
 use crate::session::Visitor;
@@ -43,8 +44,10 @@ pub(crate) fn with_cookie(mut res: Response, visitor: &Visitor) -> Response {
     res
 }
 
-fn unavailable(state: &AppState) -> Response {
-    state.pages.error(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", "The service could not complete that. Try again shortly.")
+/// A page's answer when something other than the store failed (a store failure is
+/// logged through `AppError::page` first).
+pub(crate) fn unavailable() -> Response {
+    AppError::unavailable_page().into_response()
 }
 
 pub(crate) fn csrf_refused(state: &AppState) -> Response {
@@ -61,7 +64,7 @@ pub(crate) async fn posted_form(state: &AppState, headers: &HeaderMap, body: &[u
     let Ok(p) = Params::from_form(headers, body) else {
         return Err(state.pages.error(StatusCode::BAD_REQUEST, "Bad request", "The form could not be read."));
     };
-    let Ok(visitor) = Visitor::load(state, headers).await else { return Err(unavailable(state)) };
+    let Ok(visitor) = Visitor::load(state, headers).await else { return Err(unavailable()) };
     if !visitor.csrf_ok(p.get("csrf")) {
         return Err(csrf_refused(state));
     }
@@ -86,7 +89,7 @@ async fn render_form(state: &AppState, visitor: &Visitor, next: &str, login: &st
 }
 
 pub async fn form(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<LoginQuery>) -> Response {
-    let Ok(visitor) = Visitor::load(&state, &headers).await else { return unavailable(&state) };
+    let Ok(visitor) = Visitor::load(&state, &headers).await else { return unavailable() };
     let next = safe_next(q.next.as_deref());
     render_form(&state, &visitor, &next, "", None, StatusCode::OK).await
 }
@@ -114,7 +117,7 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
         Err(_) => None,
         Ok(()) => match state.auth.store.find_user_by_login(&login).await {
             Ok(u) => u,
-            Err(_) => return unavailable(&state),
+            Err(e) => return AppError::page(e).into_response(),
         },
     };
     // Against guessing one account's password from many addresses: a budget per account
@@ -143,7 +146,7 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
     // Verify against a decoy when the login is unknown, so timing does not tell which
     // logins exist. Argon2id takes 19 MiB and tens of milliseconds: a semaphore keeps
     // a flood of sign-ins from taking every thread and all memory.
-    let Ok(_permit) = state.password_checks.acquire().await else { return unavailable(&state) };
+    let Ok(_permit) = state.password_checks.acquire().await else { return unavailable() };
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     let ok = tokio::task::spawn_blocking(move || verify_password(&password, hash.as_deref().unwrap_or_else(|| decoy_hash())))
         .await
@@ -156,7 +159,7 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
     if visitor.signed_in.is_some() {
         // Switching accounts: end the old session rather than leave it behind.
         if visitor.sign_out(&state).await.is_err() {
-            return unavailable(&state);
+            return unavailable();
         }
     }
     let remember = known_browser::remember(&state, &user);
@@ -166,7 +169,7 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
             res.headers_mut().extend(remember.map(|c| (header::SET_COOKIE, c)));
             res
         }
-        Err(_) => unavailable(&state),
+        Err(_) => unavailable(),
     }
 }
 
@@ -178,7 +181,7 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Byt
     let next = safe_next(p.get("next"));
     match visitor.sign_out(&state).await {
         Ok(v) => with_cookie(Redirect::to(&next).into_response(), &v),
-        Err(_) => unavailable(&state),
+        Err(_) => unavailable(),
     }
 }
 

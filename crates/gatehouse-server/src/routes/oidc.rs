@@ -1,7 +1,5 @@
 //! OpenID Connect's own endpoints: the JWKS and userinfo.
 
-#[allow(unused_imports)]
-use super::openapi::*;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
@@ -9,14 +7,15 @@ use axum::Json;
 use gatehouse_core::{inspect, ErrorCode, OAuthError};
 use gatehouse_guard::GuardError;
 
-use crate::error::ApiError;
+use crate::error::AppError;
 use crate::params::bearer_token;
+use crate::wire::{ErrorBody, JwksBody, UserInfoBody};
 use crate::AppState;
 
 #[utoipa::path(get, path = "/oauth2/keys", tag = "oidc", responses((status = 200, description = "JWKS", body = JwksBody), (status = "default", description = "An error", body = ErrorBody)))]
-pub async fn keys(State(state): State<AppState>) -> Result<Response, ApiError> {
+pub async fn keys(State(state): State<AppState>) -> Result<Response, AppError> {
     let Some(keyring) = &state.auth.keyring else {
-        return Ok(Json(serde_json::json!({ "keys": [] })).into_response());
+        return Ok(Json(JwksBody { keys: Vec::new() }).into_response());
     };
     let jwks = keyring.jwks(state.auth.store.as_ref(), state.auth.now()).await?;
     // Short caching: a rotation should reach clients within minutes.
@@ -29,27 +28,26 @@ pub async fn keys(State(state): State<AppState>) -> Result<Response, ApiError> {
     responses((status = 200, description = "Claims about the user", body = UserInfoBody), (status = "default", description = "An error", body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Response> {
-    let token = bearer_token(&headers).ok_or_else(|| GuardError::Missing.into_response())?;
-    let info = inspect::live_access_token(&state.auth, &token)
-        .await
-        .map_err(|e| if e.code == ErrorCode::InvalidToken { GuardError::InvalidToken(e.description).into_response() } else { ApiError(e).into_response() })?;
+pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
+    let token = bearer_token(&headers).ok_or(GuardError::Missing)?;
+    let info = inspect::live_access_token(&state.auth, &token).await.map_err(|e| match e.code {
+        ErrorCode::InvalidToken => AppError::Guard(GuardError::InvalidToken(e.description)),
+        _ => AppError::OAuth(e),
+    })?;
     let t = &info.token;
     if !t.scopes.contains(gatehouse_core::oidc::OPENID) {
-        return Err(GuardError::InsufficientScope("openid".into()).into_response());
+        return Err(GuardError::InsufficientScope("openid".into()).into());
     }
-    let user_id = t.user_id.as_deref().ok_or_else(|| GuardError::InvalidToken("an app token has no user".into()).into_response())?;
+    let user_id = t.user_id.as_deref().ok_or_else(|| GuardError::InvalidToken("an app token has no user".into()))?;
+    // An OAuth endpoint: a store failure is the core's server_error (logged there).
     let user = state
         .auth
         .store
         .find_user(user_id)
         .await
-        .map_err(|e| ApiError(OAuthError::from(e)).into_response())?
-        .ok_or_else(|| GuardError::InvalidToken("the token's user no longer exists".into()).into_response())?;
-    let mut body = serde_json::json!({ "sub": user.id, "preferred_username": user.login });
-    if t.scopes.contains("user_read") {
-        body["email"] = user.email.into();
-        body["email_verified"] = false.into();
-    }
-    Ok(Json(body).into_response())
+        .map_err(OAuthError::from)?
+        .ok_or_else(|| GuardError::InvalidToken("the token's user no longer exists".into()))?;
+    let email = t.scopes.contains("user_read").then_some(user.email);
+    let email_verified = email.as_ref().map(|_| false);
+    Ok(Json(UserInfoBody { email, email_verified, preferred_username: user.login, sub: user.id }).into_response())
 }

@@ -1,7 +1,5 @@
 //! The token endpoint (RFC 6749 §3.2): one dispatch to the grant handlers of core.
 
-#[allow(unused_imports)]
-use super::openapi::*;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -13,9 +11,10 @@ use gatehouse_core::grant::{client_credentials, device_code, refresh_token, Toke
 const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 use gatehouse_core::{ErrorCode, OAuthError};
 
-use crate::error::ApiError;
+use crate::error::AppError;
 use crate::params::Params;
 use crate::rate_limit;
+use crate::wire::{ErrorBody, ScopeValue, TokenBody, TokenRequest};
 use crate::AppState;
 
 #[utoipa::path(
@@ -24,7 +23,7 @@ use crate::AppState;
     responses((status = 200, description = "Tokens", body = TokenBody), (status = "default", description = "An error", body = ErrorBody)),
     security((), ("client_basic" = []))
 )]
-pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, AppError> {
     let p = Params::from_form(&headers, &body)?;
     let grant_type = p.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
     if !matches!(grant_type, "authorization_code" | "refresh_token" | "client_credentials" | DEVICE_CODE) {
@@ -59,13 +58,13 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
 
 pub fn token_json(r: &TokenResponse, scope_as_array: bool) -> Response {
     let scope = if scope_as_array {
-        Some(Scope::List(r.scope.iter().map(String::as_str).collect()))
+        Some(ScopeValue::List(r.scope.iter().map(String::as_str).collect()))
     } else {
-        (!r.scope.is_empty()).then(|| Scope::Spaced(r.scope.to_space_separated()))
+        (!r.scope.is_empty()).then(|| ScopeValue::Text(r.scope.to_space_separated()))
     };
     // Written straight from the response, not through a `serde_json::Value`: building
     // one copied every field and key (a dozen allocations a response).
-    let body = TokenJson {
+    let body = TokenBody {
         access_token: &r.access_token,
         expires_in: r.expires_in,
         id_token: r.id_token.as_deref(),
@@ -78,26 +77,4 @@ pub fn token_json(r: &TokenResponse, scope_as_array: bool) -> Response {
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     res
-}
-
-/// A token response's JSON (RFC 6749 §5.1), fields in the order they were always written.
-#[derive(serde::Serialize)]
-struct TokenJson<'a> {
-    access_token: &'a str,
-    expires_in: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id_token: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    refresh_token: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    scope: Option<Scope<'a>>,
-    token_type: &'a str,
-}
-
-/// `scope` as the seeds' platforms write it: a JSON array (Twitch), or the RFC's string.
-#[derive(serde::Serialize)]
-#[serde(untagged)]
-enum Scope<'a> {
-    List(Vec<&'a str>),
-    Spaced(String),
 }

@@ -1,7 +1,5 @@
 //! Revocation (RFC 7009), introspection (RFC 7662) and Twitch's validate endpoint.
 
-#[allow(unused_imports)]
-use super::openapi::*;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -11,8 +9,9 @@ use gatehouse_core::client_auth::{authenticate, identify_for_revocation};
 use gatehouse_core::model::ClientKind;
 use gatehouse_core::{inspect, revoke as revocation, ErrorCode, OAuthError};
 
-use crate::error::ApiError;
+use crate::error::AppError;
 use crate::params::{bearer_token, Params};
+use crate::wire::{ErrorBody, IntrospectionBody, TokenQuery, ValidationBody};
 use crate::AppState;
 
 #[utoipa::path(
@@ -21,7 +20,7 @@ use crate::AppState;
     responses((status = 200, description = "Revoked, or not a token (RFC 7009 §2.2)"), (status = "default", description = "An error", body = ErrorBody)),
     security((), ("client_basic" = []))
 )]
-pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, AppError> {
     let p = Params::from_form(&headers, &body)?;
     let client = identify_for_revocation(&state.auth, &p.client_credentials(&headers)?).await?;
     revocation::revoke(&state.auth, &client, p.get("token")).await?;
@@ -34,13 +33,13 @@ pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Byt
     responses((status = 200, description = "RFC 7662 answer", body = IntrospectionBody), (status = "default", description = "An error", body = ErrorBody)),
     security(("client_basic" = []), ())
 )]
-pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, AppError> {
     let p = Params::from_form(&headers, &body)?;
     let client = authenticate(&state.auth, &p.client_credentials(&headers)?).await?;
     if client.kind == ClientKind::Public {
         return Err(OAuthError::invalid_client("introspection needs a confidential client").into());
     }
-    Ok(Json(inspect::introspect(&state.auth, p.get("token")).await?).into_response())
+    Ok(Json(IntrospectionBody::from(inspect::introspect(&state.auth, p.get("token")).await?)).into_response())
 }
 
 #[utoipa::path(
@@ -48,8 +47,8 @@ pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body:
     responses((status = 200, description = "The token is live", body = ValidationBody), (status = "default", description = "An error", body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn validate(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn validate(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
     let token = bearer_token(&headers)
         .ok_or_else(|| OAuthError::new(ErrorCode::InvalidToken, "missing access token"))?;
-    Ok(Json(inspect::validate(&state.auth, &token).await?).into_response())
+    Ok(Json(ValidationBody::from(inspect::validate(&state.auth, &token).await?)).into_response())
 }
