@@ -14,6 +14,19 @@
 //! - `cache`: the read cache in front of a store that one server owns.
 //!
 //! One conformance suite (`tests/conformance.rs`) runs every storage test against both.
+//!
+//! To add a table: a migration in both `migrations/sqlite` and `migrations/postgres` with
+//! the same number; its column list and row reader in `rows.rs` (as `SESSION_SELECT` and
+//! `session`); the methods in a role trait of `gatehouse_core::store` and their SQL in
+//! the matching `roles/` file (as `create_session` and `find_session` in
+//! `roles/accounts.rs`: `Db::write`, `Db::read`, or `Db::transaction` for several
+//! statements, as `change_password`); a case in the conformance suite. A read cache, if
+//! any, goes in `cache.rs`.
+//!
+//! To add a hot write that is worth batching: a variant of `group_commit::Job` and of
+//! `Outcome`, its steps in `token_steps::run_job` (both backends' batch writers fall back
+//! to it for jobs they do not do in bulk), and a role method that submits it (as
+//! `rotate_refresh_token` in `roles/tokens.rs`).
 
 mod cache;
 mod db;
