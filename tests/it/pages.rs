@@ -117,6 +117,7 @@ async fn a_password_change_revokes_refresh_tokens_and_other_sessions() {
     assert_eq!(res.status(), StatusCode::OK);
     let (status, _) = f.server.token(&f.client, &[("grant_type", "refresh_token"), ("refresh_token", &s(&t, "refresh_token"))]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "refresh tokens stop working");
+    assert_eq!(f.server.validate(&s(&t, "access_token")).await, StatusCode::UNAUTHORIZED, "access tokens too");
     assert_eq!(get(&f.browser, "/console").await.0, StatusCode::OK, "this session stays");
     assert_eq!(get(&elsewhere, "/console").await.0, StatusCode::SEE_OTHER, "other sessions end");
     assert_eq!(f.server.browser().sign_in("alice", "another-long-pw").await.status(), StatusCode::SEE_OTHER);

@@ -84,8 +84,8 @@ pub trait Accounts: Send + Sync {
     async fn create_user(&self, user: &User) -> StoreResult<()>;
     async fn find_user(&self, id: &str) -> StoreResult<Option<User>>;
     async fn find_user_by_login(&self, login: &str) -> StoreResult<Option<User>>;
-    /// A new password hash; every refresh token of the user stops working, as platforms
-    /// do on a password change, and every other session ends.
+    /// A new password hash; every refresh and access token of the user stops working, as
+    /// platforms do on a password change, and every other session ends.
     async fn change_password(&self, user_id: &str, password_hash: &str, keep_session: &str) -> StoreResult<()>;
     async fn create_session(&self, session: &Session) -> StoreResult<()>;
     async fn find_session(&self, id_hash: &str, now: i64) -> StoreResult<Option<Session>>;

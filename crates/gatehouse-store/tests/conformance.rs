@@ -108,6 +108,7 @@ on_every_backend!(
     presented_rotation_reads_decides_and_has_one_winner,
     concurrent_rotations_store_their_tokens_and_a_bad_one_fails_alone,
     revoking_a_family_revokes_its_access_tokens,
+    a_password_change_revokes_every_token_and_other_session_of_the_user,
     replayed_code_revokes_its_tokens,
     caps_evict_the_oldest_live_refresh_tokens,
     consent_grants_accumulate_even_concurrently,
@@ -527,6 +528,31 @@ mod cases {
         // Another grant of the same client and user is untouched.
         assert!(!store.find_access_token(&b.access.token_hash).await.unwrap().unwrap().token.revoked);
         assert!(refresh_live(&*store, &b.refresh.as_ref().unwrap().token_hash).await);
+    }
+
+    pub async fn a_password_change_revokes_every_token_and_other_session_of_the_user(store: Arc<dyn Store>) {
+        let (alice, bob) = (user(&*store, "alice").await, user(&*store, "bob").await);
+        let (app, other) = (client(&*store, &alice, "App").await, client(&*store, &alice, "Other").await);
+        let mine = [issue(&app, &alice, None, NOW, None), issue(&other, &alice, None, NOW, None)];
+        let bobs = issue(&app, &bob, None, NOW, None);
+        for i in mine.iter().chain([&bobs]) {
+            store.insert_tokens(i, CAPS, NOW).await.unwrap();
+        }
+        for (id, who) in [("here", &alice), ("there", &alice), ("bobs", &bob)] {
+            let session = Session { id_hash: id.into(), user_id: who.id.clone(), auth_time: NOW, expires_at: NOW + 60 };
+            store.create_session(&session).await.unwrap();
+        }
+        store.change_password(&alice.id, "$argon2id$new", "here").await.unwrap();
+        assert_eq!(store.find_user(&alice.id).await.unwrap().unwrap().password_hash, "$argon2id$new");
+        for i in &mine {
+            assert!(store.find_access_token(&i.access.token_hash).await.unwrap().unwrap().token.revoked);
+            assert!(!refresh_live(&*store, &i.refresh.as_ref().unwrap().token_hash).await);
+        }
+        assert!(!store.find_access_token(&bobs.access.token_hash).await.unwrap().unwrap().token.revoked);
+        assert!(refresh_live(&*store, &bobs.refresh.as_ref().unwrap().token_hash).await);
+        assert!(store.find_session("here", NOW).await.unwrap().is_some(), "the session that changed it stays");
+        assert!(store.find_session("there", NOW).await.unwrap().is_none());
+        assert!(store.find_session("bobs", NOW).await.unwrap().is_some());
     }
 
     pub async fn replayed_code_revokes_its_tokens(store: Arc<dyn Store>) {

@@ -42,6 +42,14 @@ impl<D: Db> Accounts for SqlStore<D> {
                 Box::pin(async move {
                     tx.exec("UPDATE users SET password_hash = $2 WHERE id = $1", &[user.into(), hash.into()]).await?;
                     revoke_live_refresh(tx, "user_id = $1", &[user.into()]).await?;
+                    // Through the (client, user) index, one client at a time: an index on
+                    // the user alone would cost every token issued an index entry.
+                    tx.exec(
+                        "UPDATE access_tokens SET revoked = 1 \
+                         WHERE client_id IN (SELECT id FROM clients) AND user_id = $1 AND revoked = 0",
+                        &[user.into()],
+                    )
+                    .await?;
                     tx.exec("DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2", &[user.into(), keep.into()])
                         .await?;
                     Ok(())
