@@ -37,6 +37,8 @@ pub enum SqliteOpenError {
     Open { path: String, source: rusqlite::Error },
     #[error("migrating SQLite database {path:?} failed: {source}")]
     Migrate { path: String, source: MigrateError },
+    #[error("cannot create SQLite database {path:?}: {source}")]
+    Create { path: String, source: std::io::Error },
     #[error("cannot start the SQLite writer thread: {0}")]
     Thread(std::io::Error),
 }
@@ -101,6 +103,7 @@ impl SqliteDb {
     /// Opens (creating if needed) the database file at `path` and applies migrations.
     pub(crate) async fn open(path: &str) -> Result<SqliteDb, SqliteOpenError> {
         let cannot_open = |source| SqliteOpenError::Open { path: path.to_string(), source };
+        create_private(path).map_err(|e| SqliteOpenError::Create { path: path.to_string(), source: e })?;
         let writer_conn = Connection::open(path).map_err(cannot_open)?;
         configure_writer(&writer_conn).map_err(cannot_open)?;
         migrate::run(&writer_conn).map_err(|source| SqliteOpenError::Migrate { path: path.to_string(), source })?;
@@ -144,6 +147,24 @@ impl SqliteDb {
         let conn = self.conn.clone();
         let task = self.writer.spawn(async move { work(SqliteTx::autocommit(conn.lock_owned().await)) });
         task.await.map_err(|e| StoreError::Backend(format!("a SQLite write failed: {e}")))?
+    }
+}
+
+/// Creates the database file, if there is none, readable by its owner only. Its log and
+/// shared-memory files are created by SQLite with the same permissions. The file holds
+/// only digests of tokens and secrets, but also every user's email and password hash.
+fn create_private(path: &str) -> std::io::Result<()> {
+    if path == ":memory:" || path.is_empty() {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -213,4 +234,24 @@ impl Db for SqliteDb {
 /// A statement and its arguments, owned, to be sent to the writer thread.
 fn owned(sql: &str, args: &[Arg<'_>]) -> (String, Vec<Arg<'static>>) {
     (sql.to_string(), args.iter().cloned().map(Arg::into_owned).collect())
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use gatehouse_core::store::Accounts;
+
+    #[tokio::test]
+    async fn the_database_and_its_log_are_readable_by_their_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("private.db");
+        let store = crate::SqliteStore::open(path.to_str().unwrap()).await.unwrap();
+        store.delete_session("none").await.unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let file = format!("{}{suffix}", path.display());
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{file} is {mode:o}");
+        }
+    }
 }
