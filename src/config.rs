@@ -39,6 +39,8 @@ pub struct FileConfig {
     pub issuer: Option<String>,
     pub scope_as_array: Option<bool>,
     pub purge_interval_seconds: Option<u64>,
+    /// How long a request waits for an unavailable database before it is answered 503.
+    pub database_wait_seconds: Option<u64>,
     pub api_query_tokens: Option<bool>,
     pub signup_enabled: Option<bool>,
     /// Base64 of 32 bytes that encrypt the OpenID Connect signing keys at rest.
@@ -179,6 +181,17 @@ impl FileConfig {
                 Ok(ScopeCatalog::new(list.clone()))
             }
         }
+    }
+
+    /// From `GATEHOUSE_DATABASE_WAIT_SECONDS` or the file; 3 s by default.
+    pub fn database_wait(&self) -> Result<Duration, ConfigError> {
+        let seconds = match std::env::var("GATEHOUSE_DATABASE_WAIT_SECONDS") {
+            Ok(text) => text
+                .parse::<u64>()
+                .map_err(|_| ConfigError::Invalid(format!("GATEHOUSE_DATABASE_WAIT_SECONDS={text:?} is not a number of seconds")))?,
+            Err(_) => self.database_wait_seconds.unwrap_or(3),
+        };
+        Ok(Duration::from_secs(seconds.clamp(1, 60)))
     }
 
     pub fn purge_interval(&self) -> Duration {

@@ -39,11 +39,21 @@ impl TestServer {
     }
 
     /// Starts a server on `database_url`, or on a fresh SQLite file when None.
-    pub async fn start_on(database_url: Option<&str>, policy: Policy, mut config: ServerConfig) -> TestServer {
+    pub async fn start_on(database_url: Option<&str>, policy: Policy, config: ServerConfig) -> TestServer {
+        Self::start_on_with(database_url, policy, config, Default::default()).await
+    }
+
+    /// `start_on`, with the store's own options.
+    pub async fn start_on_with(
+        database_url: Option<&str>,
+        policy: Policy,
+        mut config: ServerConfig,
+        options: gatehouse_store::StoreOptions,
+    ) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let db_path = dir.path().join("gatehouse.db");
         let url = database_url.map(str::to_string).unwrap_or_else(|| format!("sqlite://{}", db_path.display()));
-        let store = gatehouse_store::open(&url).await.expect("open store");
+        let store = gatehouse_store::open_with(&url, options).await.expect("open store");
         let clock = Arc::new(ManualClock::new());
         let mut auth = Authority::new(store);
         auth.policy = policy;

@@ -22,8 +22,8 @@ impl From<StoreError> for AccountError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(_) => AccountError::LoginTaken,
-            StoreError::Backend(cause) | StoreError::Retryable(cause) => {
-                tracing::error!(%cause, "storage failure");
+            other => {
+                other.log();
                 AccountError::Storage
             }
         }

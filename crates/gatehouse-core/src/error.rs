@@ -102,7 +102,8 @@ impl fmt::Display for OAuthError {
 impl std::error::Error for OAuthError {}
 
 /// A storage failure. `Conflict` is a broken uniqueness rule (a taken login or name);
-/// `Backend` keeps the cause so that it can be logged.
+/// the others keep the cause so that it can be logged (never sent: it may name tables
+/// or values).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("conflict: {0}")]
@@ -113,21 +114,79 @@ pub enum StoreError {
     /// that retrying did not resolve.
     #[error("transient storage conflict: {0}")]
     Retryable(String),
+    /// The database could not be reached or could not write in the time allowed (disk
+    /// full, I/O error, a lock held too long, a lost connection): the same request may
+    /// succeed once the fault clears.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    /// Logs the cause: a bug or an unexpected failure every time; an outage once when it
+    /// begins, not once per request (a quiet spell of `INCIDENT_GAP` ends an incident).
+    pub fn log(&self) {
+        match self {
+            StoreError::Backend(cause) => tracing::error!(%cause, "storage failure"),
+            StoreError::Retryable(cause) => tracing::warn!(%cause, "storage conflict persisted after retries"),
+            StoreError::Conflict(what) => tracing::debug!(%what, "storage conflict"),
+            StoreError::Unavailable(cause) => {
+                if let Some(earlier) = outage::begins() {
+                    tracing::error!(%cause, failures_in_the_previous_outage = earlier, "storage unavailable; answering 503 until it recovers");
+                }
+            }
+        }
+    }
+}
+
+mod outage {
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    /// Failures further apart than this belong to different outages.
+    const INCIDENT_GAP: Duration = Duration::from_secs(30);
+
+    /// When the last failure was seen, and how many this outage has had.
+    static LAST: Mutex<Option<(Instant, u64)>> = Mutex::new(None);
+
+    /// Counts a failure; Some(failures of the previous outage) when this one begins one.
+    pub fn begins() -> Option<u64> {
+        let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        match *last {
+            Some((at, count)) if now.duration_since(at) < INCIDENT_GAP => {
+                *last = Some((now, count + 1));
+                None
+            }
+            previous => {
+                *last = Some((now, 1));
+                Some(previous.map_or(0, |(_, count)| count))
+            }
+        }
+    }
 }
 
 impl From<StoreError> for OAuthError {
     fn from(e: StoreError) -> Self {
+        e.log();
         match e {
             StoreError::Conflict(what) => OAuthError::invalid_request(what),
-            StoreError::Backend(cause) => {
-                // The cause may name tables or values: log it, never return it.
-                tracing::error!(%cause, "storage failure");
-                OAuthError::server_error()
+            StoreError::Backend(_) => OAuthError::server_error(),
+            StoreError::Retryable(_) => OAuthError::new(ErrorCode::TemporarilyUnavailable, "the server is busy; try again"),
+            StoreError::Unavailable(_) => {
+                OAuthError::new(ErrorCode::TemporarilyUnavailable, "the service is briefly unavailable; try again shortly")
             }
-            StoreError::Retryable(cause) => {
-                tracing::warn!(%cause, "storage conflict persisted after retries");
-                OAuthError::new(ErrorCode::TemporarilyUnavailable, "the server is busy; try again")
-            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod outage_tests {
+    #[test]
+    fn an_outage_is_reported_when_it_begins_not_at_every_failure() {
+        // The only test that touches this process-wide state.
+        assert!(super::outage::begins().is_some(), "the first failure begins an outage");
+        for _ in 0..100 {
+            assert_eq!(super::outage::begins(), None, "later failures of the same outage are counted, not logged");
         }
     }
 }

@@ -24,8 +24,8 @@ impl From<StoreError> for RegistrationError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(_) => RegistrationError::NameTaken,
-            StoreError::Backend(cause) | StoreError::Retryable(cause) => {
-                tracing::error!(%cause, "storage failure");
+            other => {
+                other.log();
                 RegistrationError::Storage
             }
         }

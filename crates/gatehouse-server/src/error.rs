@@ -10,6 +10,9 @@ use gatehouse_guard::{ErrorBody, GuardError};
 
 use crate::pages::Pages;
 
+/// When a client told `temporarily_unavailable` may try again (RFC 9110 §10.2.3).
+const RETRY_AFTER_SECONDS: &str = "2";
+
 #[derive(Debug)]
 pub enum AppError {
     /// An OAuth error of the core, as RFC 6749 JSON.
@@ -45,11 +48,7 @@ impl AppError {
 
 /// The cause may name tables or values: logged once, here, and never sent.
 fn log_store(e: &StoreError) {
-    match e {
-        StoreError::Backend(cause) => tracing::error!(%cause, "storage failure"),
-        StoreError::Retryable(cause) => tracing::warn!(%cause, "storage conflict persisted after retries"),
-        StoreError::Conflict(what) => tracing::warn!(%what, "unexpected storage conflict"),
-    }
+    e.log();
 }
 
 impl From<StoreError> for AppError {
@@ -84,7 +83,10 @@ impl IntoResponse for AppError {
             AppError::Guard(e) => e.into_response(),
             AppError::Body(b) => b.into_response(),
             AppError::Unavailable => {
-                ErrorBody::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "try again shortly").into_response()
+                let mut res = ErrorBody::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "try again shortly")
+                    .into_response();
+                res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+                res
             }
             AppError::Page { status, title, detail } => Pages::shared().error(status, title, detail),
         }
@@ -99,6 +101,9 @@ fn oauth_response(e: OAuthError) -> Response {
     match e.code {
         ErrorCode::InvalidClient => {
             h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"gatehouse\""));
+        }
+        ErrorCode::TemporarilyUnavailable => {
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
         }
         ErrorCode::InvalidToken => {
             h.insert(

@@ -171,8 +171,12 @@ async fn write_and_answer(writer: &impl WriteBatch, batch: &mut Vec<Queued>) {
                 let _ = answer.send(Ok(outcome));
             }
         }
+        // Not known to be rolled back, or the database is unavailable (each job alone
+        // would wait for it again): every caller hears the error.
         Err(BatchError { error, rolled_back })
-            if !rolled_back || jobs.len() == 1 && !matches!(error, StoreError::Retryable(_)) =>
+            if !rolled_back
+                || matches!(error, StoreError::Unavailable(_))
+                || jobs.len() == 1 && !matches!(error, StoreError::Retryable(_)) =>
         {
             for answer in answers {
                 let _ = answer.send(Err(error.clone()));
@@ -274,6 +278,33 @@ mod tests {
         let writer = TokenWriter::start(PanicsOnce(AtomicBool::new(false)));
         assert!(writer.submit(app_token("a")).await.is_err());
         assert!(matches!(writer.submit(app_token("b")).await, Ok(Outcome::Issued)));
+    }
+
+    /// Fails every batch as unavailable, counting the batches it was given.
+    struct Unreachable(Arc<AtomicUsize>);
+
+    impl WriteBatch for Unreachable {
+        async fn write(&self, _: &[Job]) -> Result<Vec<Outcome>, BatchError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            // As a database lock held elsewhere would: the next jobs queue meanwhile.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            Err(StoreError::Unavailable("disk full".into()).into())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unavailable_database_fails_the_batch_without_a_try_per_job() {
+        let tries = Arc::new(AtomicUsize::new(0));
+        let writer = TokenWriter::start(Unreachable(tries.clone()));
+        let first = tokio::spawn({
+            let writer = writer.clone();
+            async move { writer.submit(app_token("a")).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let results = futures_join(&writer, &["b", "c", "d"]).await;
+        assert!(matches!(first.await.unwrap(), Err(StoreError::Unavailable(_))));
+        assert!(results.iter().all(|r| matches!(r, Err(StoreError::Unavailable(_)))), "{results:?}");
+        assert_eq!(tries.load(Ordering::SeqCst), 2, "one try per batch, not one more per job");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -40,12 +40,28 @@ mod token_steps;
 mod values;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use gatehouse_core::store::Store;
 
 pub use cache::CachedStore;
 pub use postgres::{redact_url, PgConnectError, PgDb};
 pub use sqlite::{MigrateError, SqliteDb, SqliteOpenError};
+
+/// How the store meets a fault.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreOptions {
+    /// How long a request waits for the database (a free connection, a lock another
+    /// process holds) before it fails as unavailable, answered 503 with Retry-After: an
+    /// outage holds no client longer than this.
+    pub wait: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { wait: Duration::from_secs(3) }
+    }
+}
 
 /// The store, on the backend `D`.
 pub struct SqlStore<D> {
@@ -58,7 +74,11 @@ pub type PgStore = SqlStore<PgDb>;
 impl SqlStore<SqliteDb> {
     /// Opens (creating if needed) the SQLite database file at `path` and applies migrations.
     pub async fn open(path: &str) -> Result<Self, SqliteOpenError> {
-        Ok(SqlStore { db: SqliteDb::open(path).await? })
+        Self::open_with(path, StoreOptions::default()).await
+    }
+
+    pub async fn open_with(path: &str, options: StoreOptions) -> Result<Self, SqliteOpenError> {
+        Ok(SqlStore { db: SqliteDb::open(path, options).await? })
     }
 
     pub fn migrator() -> &'static sqlx::migrate::Migrator {
@@ -69,7 +89,11 @@ impl SqlStore<SqliteDb> {
 impl SqlStore<PgDb> {
     /// Connects to PostgreSQL and applies migrations.
     pub async fn connect(url: &str) -> Result<Self, PgConnectError> {
-        Ok(SqlStore { db: PgDb::connect(url).await? })
+        Self::connect_with(url, StoreOptions::default()).await
+    }
+
+    pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Self, PgConnectError> {
+        Ok(SqlStore { db: PgDb::connect(url, options).await? })
     }
 
     pub fn migrator() -> &'static sqlx::migrate::Migrator {
@@ -96,11 +120,16 @@ pub enum OpenError {
 /// Opens the store a database URL names, creating and migrating it as needed:
 /// `sqlite://relative/path.db`, `sqlite:///absolute/path.db`, or `postgres://…`.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, OpenError> {
+    open_with(url, StoreOptions::default()).await
+}
+
+/// `open`, with how the store meets a fault.
+pub async fn open_with(url: &str, options: StoreOptions) -> Result<Arc<dyn Store>, OpenError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::connect(url).await?))
+        Ok(Arc::new(PgStore::connect_with(url, options).await?))
     } else if let Some(path) = url.strip_prefix("sqlite://") {
         // One server owns a SQLite file, so its reads may be cached (see cache).
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(path).await?);
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_with(path, options).await?);
         Ok(Arc::new(CachedStore::new(store)))
     } else {
         Err(OpenError::UnsupportedUrl(redact_url(url)))

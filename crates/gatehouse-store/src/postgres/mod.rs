@@ -8,7 +8,6 @@ mod tx;
 
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use gatehouse_core::model::{AccessTokenInfo, Client, RefreshToken};
 use gatehouse_core::store::StoreResult;
@@ -18,6 +17,7 @@ use sqlx::{Pool, Postgres, Row as _};
 use crate::db::{Arg, Db, Row, TxBody};
 use crate::retry::retrying;
 use crate::group_commit::TokenWriter;
+use crate::StoreOptions;
 use crate::rows::{self, ACCESS_SELECT, CLIENT_COLS, REFRESH_SELECT};
 use lookups::BatchedLookups;
 use tx::{bound, pg_err, PgTx};
@@ -76,15 +76,16 @@ fn batched<V: Clone + Send + 'static>(
 }
 
 impl PgDb {
-    pub(crate) async fn connect(url: &str) -> Result<PgDb, PgConnectError> {
+    pub(crate) async fn connect(url: &str, store: StoreOptions) -> Result<PgDb, PgConnectError> {
         let shown = redact_url(url);
         let options = PgConnectOptions::from_str(url).map_err(|source| PgConnectError::BadUrl { url: shown.clone(), source })?;
-        let open = |max, options| {
+        let open = |max, options: PgConnectOptions| {
             let shown = shown.clone();
             async move {
                 PgPoolOptions::new()
                     .max_connections(max)
-                    .acquire_timeout(Duration::from_secs(10))
+                    // An unreachable database fails a request as unavailable after this.
+                    .acquire_timeout(store.wait)
                     .connect_with(options)
                     .await
                     .map_err(|source| PgConnectError::Connect { url: shown, source })

@@ -20,6 +20,15 @@ pub(crate) fn pg_err(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40001") | Some("40P01")) => {
             StoreError::Retryable(e.to_string())
         }
+        // Connection exceptions, insufficient resources (a full disk, too many
+        // connections), a server shutting down or starting, and system errors: faults
+        // that clear.
+        sqlx::Error::Database(d) if d.code().is_some_and(|c| ["08", "53", "57P", "58"].iter().any(|p| c.starts_with(p))) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => {
+            StoreError::Unavailable(e.to_string())
+        }
         _ => StoreError::Backend(e.to_string()),
     }
 }

@@ -33,8 +33,27 @@ pub(crate) fn sqlite_err(e: rusqlite::Error) -> StoreError {
         {
             StoreError::Conflict("unique".into())
         }
+        _ if is_fault(&e) => StoreError::Unavailable(e.to_string()),
         _ => StoreError::Backend(e.to_string()),
     }
+}
+
+/// A fault of the file or of its locks, which may clear: a full disk, an I/O error, a
+/// lock held by another process past the writer's wait.
+fn is_fault(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(
+            ErrorCode::DiskFull
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::CannotOpen
+                | ErrorCode::ReadOnly
+                | ErrorCode::FileLockingProtocolFailed
+                | ErrorCode::OutOfMemory
+        )
+    )
 }
 
 /// Whether the error says another connection holds a lock this one needs.

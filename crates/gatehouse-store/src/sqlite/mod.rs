@@ -24,6 +24,7 @@ use tokio::sync::Mutex;
 
 use crate::db::{Arg, Db, Row, TxBody};
 use crate::group_commit::TokenWriter;
+use crate::StoreOptions;
 pub use migrate::MigrateError;
 pub(crate) use migrate::MIGRATOR;
 
@@ -60,8 +61,10 @@ pub struct SqliteDb {
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 /// The writer connection's settings.
-fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
-    conn.busy_timeout(Duration::from_secs(10))?;
+fn configure_writer(conn: &Connection, options: StoreOptions) -> rusqlite::Result<()> {
+    // How long a write waits for a lock another process holds (an admin command, a
+    // backup) before it fails as unavailable.
+    conn.busy_timeout(options.wait)?;
     conn.set_prepared_statement_cache_capacity(64);
     conn.execute_batch(
         // FULL: a commit is on disk before the client hears of it, so no issued token is
@@ -101,11 +104,11 @@ fn checkpoint_until_stopped(conn: Connection, stop: std::sync::mpsc::Receiver<()
 
 impl SqliteDb {
     /// Opens (creating if needed) the database file at `path` and applies migrations.
-    pub(crate) async fn open(path: &str) -> Result<SqliteDb, SqliteOpenError> {
+    pub(crate) async fn open(path: &str, options: StoreOptions) -> Result<SqliteDb, SqliteOpenError> {
         let cannot_open = |source| SqliteOpenError::Open { path: path.to_string(), source };
         create_private(path).map_err(|e| SqliteOpenError::Create { path: path.to_string(), source: e })?;
         let writer_conn = Connection::open(path).map_err(cannot_open)?;
-        configure_writer(&writer_conn).map_err(cannot_open)?;
+        configure_writer(&writer_conn, options).map_err(cannot_open)?;
         migrate::run(&writer_conn).map_err(|source| SqliteOpenError::Migrate { path: path.to_string(), source })?;
         // The file SQLite itself opened, whatever form the path was given in.
         let file = writer_conn.path().unwrap_or("").to_string();
@@ -241,6 +244,40 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use gatehouse_core::store::Accounts;
+
+    /// A full disk (the file may not grow past its current size) is a fault that clears:
+    /// writes fail as unavailable, and work again once there is room.
+    #[tokio::test]
+    async fn a_full_disk_is_unavailable_until_there_is_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::SqliteStore::open(dir.path().join("full.db").to_str().unwrap()).await.unwrap();
+        let user = |i: usize| gatehouse_core::model::User {
+            id: format!("u{i}"),
+            login: format!("user{i}"),
+            email: format!("user{i}@example.com"),
+            password_hash: "x".repeat(200),
+            created_at: 0,
+        };
+        let set_limit = |pages: &str| {
+            let conn = store.db.conn.clone();
+            let sql = format!("PRAGMA max_page_count = {pages}");
+            async move { conn.lock().await.query_row(&sql, [], |_| Ok(())).unwrap() }
+        };
+        let pages: i64 = store.db.conn.lock().await.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+        set_limit(&pages.to_string()).await;
+        let mut failed = None;
+        for i in 0..10_000 {
+            if let Err(e) = store.create_user(&user(i)).await {
+                failed = Some((i, e));
+                break;
+            }
+        }
+        let (i, error) = failed.expect("the file never filled up");
+        assert!(matches!(error, gatehouse_core::error::StoreError::Unavailable(_)), "{error:?}");
+        set_limit("1073741823").await;
+        store.create_user(&user(i)).await.unwrap();
+        assert!(store.find_user(&format!("u{i}")).await.unwrap().is_some());
+    }
 
     #[tokio::test]
     async fn the_database_and_its_log_are_readable_by_their_owner_only() {
