@@ -11,6 +11,19 @@ fn related(mut r: Row) -> StoreResult<RelatedUser> {
     Ok(RelatedUser { user_id: r.text(0)?, login: r.text(1)?, created_at: r.int(2)? })
 }
 
+/// The users `$2` points at, by relation `$1`.
+const RELATED_TO: &str = "SELECT u.id, u.login, r.created_at FROM api_relations r JOIN users u ON u.id = r.target_user_id \
+     WHERE r.kind = $1 AND r.user_id = $2 ORDER BY r.created_at, u.login";
+/// The users pointing at `$2`, by relation `$1`.
+const RELATED_FROM: &str = "SELECT u.id, u.login, r.created_at FROM api_relations r JOIN users u ON u.id = r.user_id \
+     WHERE r.kind = $1 AND r.target_user_id = $2 ORDER BY r.created_at, u.login";
+
+impl<D: Db> SqlStore<D> {
+    async fn related(&self, sql: &str, kind: Relation, user_id: &str) -> StoreResult<Vec<RelatedUser>> {
+        crate::rows::all(self.db.read(sql, &[kind.as_str().into(), user_id.into()]).await?, related)
+    }
+}
+
 #[async_trait]
 impl<D: Db> PlatformData for SqlStore<D> {
     async fn channel(&self, user_id: &str, new_stream_key: &str, now: i64) -> StoreResult<Channel> {
@@ -93,26 +106,10 @@ impl<D: Db> PlatformData for SqlStore<D> {
     }
 
     async fn related_to(&self, kind: Relation, user_id: &str) -> StoreResult<Vec<RelatedUser>> {
-        let found = self
-            .db
-            .read(
-                "SELECT u.id, u.login, r.created_at FROM api_relations r JOIN users u ON u.id = r.target_user_id \
-                 WHERE r.kind = $1 AND r.user_id = $2 ORDER BY r.created_at, u.login",
-                &[kind.as_str().into(), user_id.into()],
-            )
-            .await?;
-        crate::rows::all(found, related)
+        self.related(RELATED_TO, kind, user_id).await
     }
 
     async fn related_from(&self, kind: Relation, target: &str) -> StoreResult<Vec<RelatedUser>> {
-        let found = self
-            .db
-            .read(
-                "SELECT u.id, u.login, r.created_at FROM api_relations r JOIN users u ON u.id = r.user_id \
-                 WHERE r.kind = $1 AND r.target_user_id = $2 ORDER BY r.created_at, u.login",
-                &[kind.as_str().into(), target.into()],
-            )
-            .await?;
-        crate::rows::all(found, related)
+        self.related(RELATED_FROM, kind, target).await
     }
 }
