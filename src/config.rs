@@ -41,6 +41,8 @@ pub struct FileConfig {
     pub purge_interval_seconds: Option<u64>,
     /// How long a request waits for an unavailable database before it is answered 503.
     pub database_wait_seconds: Option<u64>,
+    /// How long a cached lookup may be served (milliseconds; 0 turns the cache off).
+    pub cache_staleness_ms: Option<u64>,
     pub api_query_tokens: Option<bool>,
     pub signup_enabled: Option<bool>,
     /// Base64 of 32 bytes that encrypt the OpenID Connect signing keys at rest.
@@ -192,6 +194,17 @@ impl FileConfig {
             Err(_) => self.database_wait_seconds.unwrap_or(3),
         };
         Ok(Duration::from_secs(seconds.clamp(1, 60)))
+    }
+
+    /// From `GATEHOUSE_CACHE_STALENESS_MS` or the file; 1 s by default, 60 s at most.
+    pub fn cache_staleness(&self) -> Result<Duration, ConfigError> {
+        let ms = match std::env::var("GATEHOUSE_CACHE_STALENESS_MS") {
+            Ok(text) => text
+                .parse::<u64>()
+                .map_err(|_| ConfigError::Invalid(format!("GATEHOUSE_CACHE_STALENESS_MS={text:?} is not a number of milliseconds")))?,
+            Err(_) => self.cache_staleness_ms.unwrap_or(1000),
+        };
+        Ok(Duration::from_millis(ms.min(60_000)))
     }
 
     pub fn purge_interval(&self) -> Duration {

@@ -201,7 +201,7 @@ fn database_url(global: &GlobalOpts, file: &FileConfig) -> String {
 }
 
 async fn authority(global: &GlobalOpts, file: &FileConfig) -> Result<Authority, Failure> {
-    let options = gatehouse_store::StoreOptions { wait: file.database_wait()? };
+    let options = gatehouse_store::StoreOptions { wait: file.database_wait()?, staleness: file.cache_staleness()? };
     let store = gatehouse_store::open_with(&database_url(global, file), options).await?;
     let mut auth = Authority::new(store);
     auth.policy = file.policy()?;

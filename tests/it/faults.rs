@@ -16,7 +16,7 @@ use crate::common::*;
 const WAIT: Duration = Duration::from_secs(1);
 
 fn options() -> StoreOptions {
-    StoreOptions { wait: WAIT }
+    StoreOptions { wait: WAIT, ..Default::default() }
 }
 
 /// Asks for an app token; the status, the error code, the Retry-After header and how

@@ -12,6 +12,7 @@ mod cli_token;
 mod client_lib;
 mod client_auth;
 mod code_flow;
+mod coherence;
 mod consent;
 mod crash;
 mod device;

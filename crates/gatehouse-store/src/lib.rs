@@ -11,7 +11,8 @@
 //!   transaction), parameters and rows.
 //! - `sqlite/` (rusqlite: a writer thread owning its connection, read-only connections for
 //!   lookups) and `postgres/` (sqlx: pools, batched lookups, bulk batches).
-//! - `cache`: the read cache in front of a store that one server owns.
+//! - `cache/`: the read cache in front of a store, kept coherent across instances on
+//!   PostgreSQL by `postgres/notify.rs`.
 //!
 //! One conformance suite (`tests/conformance.rs`) runs every storage test against both.
 //!
@@ -21,7 +22,7 @@
 //! the matching `roles/` file (as `create_session` and `find_session` in
 //! `roles/accounts.rs`: `Db::write`, `Db::read`, or `Db::transaction` for several
 //! statements, as `change_password`); a case in the conformance suite. A read cache, if
-//! any, goes in `cache.rs`.
+//! any, goes in `cache/`.
 //!
 //! To add a hot write that is worth batching: a variant of `group_commit::Job` and of
 //! `Outcome`, its steps in `token_steps::run_job` (both backends' batch writers fall back
@@ -55,11 +56,15 @@ pub struct StoreOptions {
     /// process holds) before it fails as unavailable, answered 503 with Retry-After: an
     /// outage holds no client longer than this.
     pub wait: Duration,
+    /// How long a cached lookup (a client, a user, an access token) may be served before
+    /// it is read again; zero turns the cache off. Writes through any instance drop what
+    /// they make stale at once; this bounds what else could be missed.
+    pub staleness: Duration,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { wait: Duration::from_secs(3) }
+        StoreOptions { wait: Duration::from_secs(3), staleness: Duration::from_secs(1) }
     }
 }
 
@@ -125,12 +130,24 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, OpenError> {
 
 /// `open`, with how the store meets a fault.
 pub async fn open_with(url: &str, options: StoreOptions) -> Result<Arc<dyn Store>, OpenError> {
+    let uncached = options.staleness.is_zero();
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::connect_with(url, options).await?))
+        let store = PgStore::connect_with(url, options).await?;
+        if uncached {
+            return Ok(Arc::new(store));
+        }
+        // Several instances may share the database: their caches are kept coherent.
+        let pool = store.db.pool().clone();
+        let channel = Arc::new(postgres::PgChannel(pool.clone()));
+        let follow = |caches| postgres::follow(pool, caches);
+        Ok(Arc::new(CachedStore::shared(Arc::new(store), options.staleness, channel, follow)))
     } else if let Some(path) = url.strip_prefix("sqlite://") {
-        // One server owns a SQLite file, so its reads may be cached (see cache).
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_with(path, options).await?);
-        Ok(Arc::new(CachedStore::new(store)))
+        let store = SqliteStore::open_with(path, options).await?;
+        if uncached {
+            return Ok(Arc::new(store));
+        }
+        // One server owns a SQLite file: its own writes are all there is to hear of.
+        Ok(Arc::new(CachedStore::new(Arc::new(store), options.staleness)))
     } else {
         Err(OpenError::UnsupportedUrl(redact_url(url)))
     }

@@ -55,7 +55,7 @@ async fn backends() -> Vec<Backend> {
     let cached_dir = tempfile::tempdir().unwrap();
     let cached = SqliteStore::open(cached_dir.path().join("cached.db").to_str().unwrap()).await.expect("sqlite");
     // What `gatehouse_store::open` gives for SQLite: the same store behind the read cache.
-    let cached = gatehouse_store::CachedStore::new(Arc::new(cached));
+    let cached = gatehouse_store::CachedStore::new(Arc::new(cached), std::time::Duration::from_secs(1));
     let mut all = vec![
         Backend { name: "sqlite", store: Arc::new(sqlite), cleanup: Cleanup::Sqlite(dir) },
         Backend { name: "sqlite behind the read cache", store: Arc::new(cached), cleanup: Cleanup::Sqlite(cached_dir) },
@@ -63,7 +63,12 @@ async fn backends() -> Vec<Backend> {
     if let Some(admin_url) = postgres_url() {
         let (url, db) = fresh_postgres_database(&admin_url).await;
         let pg = PgStore::connect(&url).await.expect("postgres store");
-        all.push(Backend { name: "postgres", store: Arc::new(pg), cleanup: Cleanup::Postgres { admin_url, db } });
+        all.push(Backend { name: "postgres", store: Arc::new(pg), cleanup: Cleanup::Postgres { admin_url: admin_url.clone(), db } });
+        // What `gatehouse_store::open` gives for PostgreSQL: the store behind the cache
+        // that listens for other instances' writes.
+        let (url, db) = fresh_postgres_database(&admin_url).await;
+        let cached = gatehouse_store::open(&url).await.expect("postgres store behind the cache");
+        all.push(Backend { name: "postgres behind the shared cache", store: cached, cleanup: Cleanup::Postgres { admin_url, db } });
     }
     all
 }

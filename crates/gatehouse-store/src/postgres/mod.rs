@@ -4,7 +4,10 @@
 
 mod batch;
 mod lookups;
+mod notify;
 mod tx;
+
+pub(crate) use notify::{follow, PgChannel};
 
 use std::str::FromStr;
 use std::sync::Arc;

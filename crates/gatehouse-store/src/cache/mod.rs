@@ -1,15 +1,18 @@
 //! A read cache in front of a store, for the lookups every request makes: the client
-//! behind a token request and the access token behind a validation. Entries live for a
-//! second at most, and every write made through this store that could revoke a token
-//! or change a client drops what it could affect, so this process never serves a
-//! revoked token; writes by another process (an admin command on the same SQLite file)
-//! are seen within the second. Use it where one server owns the database (SQLite); with
-//! several instances on PostgreSQL each would see the others' revocations a second
-//! late, so there it is not used.
+//! behind a token request, the user behind an API call and the access token behind a
+//! validation. Entries live for the configured staleness at most (one second by
+//! default), and every write through this store that could revoke a token or change a
+//! client or user drops what it could affect, at once in this process and, where several
+//! instances share the database, in every other one through a [`CacheChannel`]
+//! (PostgreSQL's LISTEN/NOTIFY). An instance that cannot hear the others (its listener
+//! is lost) empties its caches and reads through until it listens again. Writes by a
+//! process that does not announce them (another program on the same SQLite file) are
+//! seen within the staleness.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+mod entries;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -18,52 +21,84 @@ use gatehouse_core::policy::RefreshCaps;
 use gatehouse_core::scope::ScopeSet;
 use gatehouse_core::store::*;
 
-const TTL: Duration = Duration::from_secs(1);
-/// Entries before the cache starts over: bounds memory under a flood of distinct keys.
-const CAPACITY: usize = 50_000;
+pub use entries::{Caches, Invalidation};
+use entries::Entries;
 
-struct Entries<T>(Mutex<HashMap<String, (Instant, T)>>);
+/// How the instances that share a database tell each other what to drop.
+#[async_trait]
+pub trait CacheChannel: Send + Sync {
+    /// Tells every other instance to drop what `drops` names.
+    async fn announce(&self, drops: &[Invalidation]) -> StoreResult<()>;
+}
 
-impl<T: Clone> Entries<T> {
-    fn new() -> Self {
-        Entries(Mutex::new(HashMap::new()))
-    }
+/// A task that ends with the cache it serves.
+pub(crate) struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
 
-    fn get(&self, key: &str) -> Option<T> {
-        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(key).filter(|(at, _)| at.elapsed() < TTL).map(|(_, v)| v.clone())
-    }
-
-    fn put(&self, key: &str, value: T) {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= CAPACITY {
-            map.retain(|_, (at, _)| at.elapsed() < TTL);
-            if map.len() >= CAPACITY {
-                map.clear();
-            }
-        }
-        map.insert(key.to_string(), (Instant::now(), value));
-    }
-
-    fn forget(&self, key: &str) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
-    }
-
-    fn clear(&self) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
 pub struct CachedStore {
     inner: Arc<dyn Store>,
-    clients: Entries<Option<Client>>,
-    users: Entries<Option<User>>,
-    tokens: Entries<Option<AccessTokenInfo>>,
+    caches: Arc<Caches>,
+    channel: Option<Arc<dyn CacheChannel>>,
+    _follower: Option<AbortOnDrop>,
 }
 
 impl CachedStore {
-    pub fn new(inner: Arc<dyn Store>) -> Self {
-        CachedStore { inner, clients: Entries::new(), users: Entries::new(), tokens: Entries::new() }
+    /// A cache for a store that one process owns (SQLite).
+    pub fn new(inner: Arc<dyn Store>, staleness: Duration) -> Self {
+        CachedStore { inner, caches: Arc::new(Caches::new(staleness, true)), channel: None, _follower: None }
+    }
+
+    /// A cache shared with other instances: writes are announced on `channel`, and
+    /// `follow` (given the caches) listens for the others' announcements, making the
+    /// caches coherent while it listens.
+    pub(crate) fn shared(
+        inner: Arc<dyn Store>,
+        staleness: Duration,
+        channel: Arc<dyn CacheChannel>,
+        follow: impl FnOnce(std::sync::Weak<Caches>) -> tokio::task::JoinHandle<()>,
+    ) -> Self {
+        let caches = Arc::new(Caches::new(staleness, false));
+        let follower = AbortOnDrop(follow(Arc::downgrade(&caches)));
+        CachedStore { inner, caches, channel: Some(channel), _follower: Some(follower) }
+    }
+
+    /// Drops what a write made stale, here and in the other instances.
+    async fn invalidate(&self, drops: &[Invalidation]) {
+        for what in drops {
+            self.caches.apply(what);
+        }
+        if let Some(channel) = &self.channel {
+            // Not the write's failure: the others see it within the staleness anyway.
+            if let Err(e) = channel.announce(drops).await {
+                tracing::warn!(error = %e, "could not tell the other instances what to drop from their caches");
+            }
+        }
+    }
+
+    /// A lookup through the cache; `keep` says whether a value may be kept.
+    async fn cached<T: Clone + Send>(
+        &self,
+        entries: &Entries<Option<T>>,
+        key: &str,
+        keep: impl Fn(&Option<T>) -> bool + Send,
+        load: impl std::future::Future<Output = StoreResult<Option<T>>> + Send,
+    ) -> StoreResult<Option<T>> {
+        let read = self.caches.reading();
+        if read.is_some() {
+            if let Some(hit) = entries.get(key) {
+                return Ok(hit);
+            }
+        }
+        let found = load.await?;
+        if keep(&found) {
+            self.caches.keep(entries, key, found.clone(), read);
+        }
+        Ok(found)
     }
 }
 
@@ -74,14 +109,7 @@ impl Accounts for CachedStore {
     }
 
     async fn find_user(&self, id: &str) -> StoreResult<Option<User>> {
-        if let Some(hit) = self.users.get(id) {
-            return Ok(hit);
-        }
-        let found = self.inner.find_user(id).await?;
-        if found.is_some() {
-            self.users.put(id, found.clone());
-        }
-        Ok(found)
+        self.cached(&self.caches.users, id, Option::is_some, self.inner.find_user(id)).await
     }
 
     async fn find_user_by_login(&self, login: &str) -> StoreResult<Option<User>> {
@@ -90,8 +118,7 @@ impl Accounts for CachedStore {
 
     async fn change_password(&self, user_id: &str, password_hash: &str, keep_session: &str) -> StoreResult<()> {
         let result = self.inner.change_password(user_id, password_hash, keep_session).await;
-        self.users.forget(user_id);
-        self.tokens.clear();
+        self.invalidate(&[Invalidation::User(user_id.into()), Invalidation::AllTokens]).await;
         result
     }
 
@@ -115,12 +142,7 @@ impl Clients for CachedStore {
     }
 
     async fn find_client(&self, id: &str) -> StoreResult<Option<Client>> {
-        if let Some(hit) = self.clients.get(id) {
-            return Ok(hit);
-        }
-        let found = self.inner.find_client(id).await?;
-        self.clients.put(id, found.clone());
-        Ok(found)
+        self.cached(&self.caches.clients, id, |_| true, self.inner.find_client(id)).await
     }
 
     async fn list_clients(&self, owner_user_id: Option<&str>) -> StoreResult<Vec<Client>> {
@@ -129,22 +151,19 @@ impl Clients for CachedStore {
 
     async fn delete_client(&self, id: &str) -> StoreResult<bool> {
         let result = self.inner.delete_client(id).await;
-        self.clients.forget(id);
-        self.tokens.clear();
+        self.invalidate(&[Invalidation::Client(id.into()), Invalidation::AllTokens]).await;
         result
     }
 
     async fn rotate_client_secret(&self, id: &str, new_hash: &str, previous_expires_at: Option<i64>,) -> StoreResult<bool> {
         let result = self.inner.rotate_client_secret(id, new_hash, previous_expires_at).await;
-        self.clients.forget(id);
-        self.tokens.clear();
+        self.invalidate(&[Invalidation::Client(id.into()), Invalidation::AllTokens]).await;
         result
     }
 
     async fn update_client(&self, id: &str, name: &str, category: &str, redirect_uris: &[String], allow_implicit: bool,) -> StoreResult<bool> {
         let result = self.inner.update_client(id, name, category, redirect_uris, allow_implicit).await;
-        self.clients.forget(id);
-        self.tokens.clear();
+        self.invalidate(&[Invalidation::Client(id.into()), Invalidation::AllTokens]).await;
         result
     }
 }
@@ -157,7 +176,7 @@ impl Grants for CachedStore {
 
     async fn disconnect(&self, user_id: &str, client_id: &str) -> StoreResult<()> {
         let result = self.inner.disconnect(user_id, client_id).await;
-        self.tokens.clear();
+        self.invalidate(&[Invalidation::AllTokens]).await;
         result
     }
 
@@ -171,13 +190,13 @@ impl Grants for CachedStore {
 
     async fn redeem_code(&self, code_hash: &str, issue: &TokenIssue, caps: RefreshCaps, now: i64,) -> StoreResult<Redemption> {
         let result = self.inner.redeem_code(code_hash, issue, caps, now).await;
-        self.tokens.clear();
+        self.invalidate(&[Invalidation::AllTokens]).await;
         result
     }
 
     async fn revoke_tokens_from_code(&self, code: Family<'_>) -> StoreResult<()> {
         let result = self.inner.revoke_tokens_from_code(code).await;
-        self.tokens.clear();
+        self.invalidate(&[Invalidation::AllTokens]).await;
         result
     }
 
@@ -207,7 +226,7 @@ impl Grants for CachedStore {
 
     async fn redeem_device(&self, device_code_hash: &str, issue: &TokenIssue, caps: RefreshCaps, now: i64) -> StoreResult<Redemption> {
         let result = self.inner.redeem_device(device_code_hash, issue, caps, now).await;
-        self.tokens.clear();
+        self.invalidate(&[Invalidation::AllTokens]).await;
         result
     }
 }
@@ -218,21 +237,15 @@ impl Tokens for CachedStore {
         let result = self.inner.insert_tokens(issue, caps, now).await;
         // A grant with a refresh token may push an older one over the caps and revoke it.
         if issue.refresh.is_some() {
-            self.tokens.clear();
+            self.invalidate(&[Invalidation::AllTokens]).await;
         }
         result
     }
 
     async fn find_access_token(&self, token_hash: &str) -> StoreResult<Option<AccessTokenInfo>> {
-        if let Some(hit) = self.tokens.get(token_hash) {
-            return Ok(hit);
-        }
-        let found = self.inner.find_access_token(token_hash).await?;
         // Only live-looking tokens are kept: a miss stays a miss in the store.
-        if found.as_ref().is_some_and(|t| !t.token.revoked) {
-            self.tokens.put(token_hash, found.clone());
-        }
-        Ok(found)
+        let live = |found: &Option<AccessTokenInfo>| found.as_ref().is_some_and(|t| !t.token.revoked);
+        self.cached(&self.caches.tokens, token_hash, live, self.inner.find_access_token(token_hash)).await
     }
 
     async fn find_refresh_token(&self, token_hash: &str) -> StoreResult<Option<RefreshToken>> {
@@ -249,7 +262,7 @@ impl Tokens for CachedStore {
 
     async fn revoke_family(&self, family: Family<'_>) -> StoreResult<()> {
         let result = self.inner.revoke_family(family).await;
-        self.tokens.clear();
+        self.invalidate(&[Invalidation::AllTokens]).await;
         result
     }
 
@@ -260,7 +273,7 @@ impl Tokens for CachedStore {
 
     async fn revoke_access_token(&self, token_hash: &str) -> StoreResult<()> {
         let result = self.inner.revoke_access_token(token_hash).await;
-        self.tokens.clear();
+        self.invalidate(&[Invalidation::AllTokens]).await;
         result
     }
 }
