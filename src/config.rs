@@ -236,7 +236,46 @@ pub fn key_encryption_key(file: &FileConfig) -> Result<KeyEncryptionKey, ConfigE
     }
 }
 
-fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+/// The key encryption key as text, wherever it comes from, for a backup; the key file
+/// is created if there is none yet, as a server would.
+pub fn key_text(file: &FileConfig) -> Result<String, ConfigError> {
+    if let Ok(text) = std::env::var("GATEHOUSE_KEY_ENCRYPTION_KEY") {
+        return Ok(text.trim().to_string());
+    }
+    if let Some(text) = &file.key_encryption_key {
+        return Ok(text.trim().to_string());
+    }
+    key_encryption_key(file)?;
+    let path = file.key_file.clone().unwrap_or_else(|| "gatehouse.key".into());
+    std::fs::read_to_string(&path).map(|t| t.trim().to_string()).map_err(|source| ConfigError::Read { path, source })
+}
+
+/// Puts a backup's key where the server will read it: into the key file when the key
+/// comes from one and it does not exist yet. A different key already configured is an
+/// error: the restored database's sealed keys would not open with it.
+pub fn restore_key(file: &FileConfig, text: &str) -> Result<(), ConfigError> {
+    KeyEncryptionKey::from_base64(text)?;
+    let configured = std::env::var("GATEHOUSE_KEY_ENCRYPTION_KEY").ok().or_else(|| file.key_encryption_key.clone());
+    let path = file.key_file.clone().unwrap_or_else(|| "gatehouse.key".into());
+    let existing = match configured {
+        Some(key) => Some(key),
+        None => match std::fs::read_to_string(&path) {
+            Ok(key) => Some(key),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        },
+    };
+    match existing {
+        Some(key) if key.trim() == text => Ok(()),
+        Some(_) => Err(ConfigError::Invalid(format!(
+            "a different key encryption key is configured ({}); the backup's key is needed to open its signing keys",
+            path.display()
+        ))),
+        None => write_private(&path, text).map_err(|source| ConfigError::CreateKeyFile { path, source }),
+    }
+}
+
+pub fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

@@ -61,6 +61,16 @@ enum Command {
     Keys(KeysCommand),
     /// Get, refresh, validate or revoke tokens from a Gatehouse server (a client command)
     Token(token_cli::TokenArgs),
+    /// Copy the live SQLite database to FILE, and its key to FILE.key (the server may run)
+    Backup {
+        /// A new file for the copy
+        file: std::path::PathBuf,
+    },
+    /// Put a backup made by `backup` in place (the server stopped, the old files moved away)
+    Restore {
+        /// The copy `backup` made (its key beside it, FILE.key)
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -211,6 +221,11 @@ async fn authority(global: &GlobalOpts, file: &FileConfig) -> Result<Authority, 
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     let file = FileConfig::load(cli.global.config.as_deref())?;
+    match &cli.command {
+        Command::Backup { file: copy } => return backup(&database_url(&cli.global, &file), &file, copy),
+        Command::Restore { file: copy } => return restore(&database_url(&cli.global, &file), &file, copy),
+        _ => {}
+    }
     let auth = authority(&cli.global, &file).await?;
     match cli.command {
         Command::Serve { listen, issuer } => {
@@ -230,7 +245,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Client(cmd) => client_command(&auth, cmd).await,
-        Command::Token(_) => unreachable!("handled before the database is opened"),
+        Command::Token(_) | Command::Backup { .. } | Command::Restore { .. } => {
+            unreachable!("handled before the database is opened")
+        }
         Command::Keys(cmd) => {
             let keyring = gatehouse_core::oidc::Keyring::new(config::key_encryption_key(&file)?);
             keys_command(&auth, &keyring, cmd).await
@@ -411,4 +428,37 @@ async fn shutdown_signal() {
 fn is_loopback_issuer(issuer: &str) -> bool {
     let host = issuer.trim_start_matches("http://").split(['/', ':']).next().unwrap_or("");
     host == "localhost" || host.starts_with("127.") || issuer.starts_with("http://[::1]")
+}
+
+/// The SQLite file a database URL names; PostgreSQL has its own tools.
+fn sqlite_path(url: &str) -> Result<&str, Failure> {
+    url.strip_prefix("sqlite://").ok_or_else(|| {
+        "backup and restore are for SQLite; for PostgreSQL use pg_dump and pg_restore, and keep the key encryption key with the dump".into()
+    })
+}
+
+/// The key beside the copy, where `restore` looks for it.
+fn key_beside(copy: &std::path::Path) -> std::path::PathBuf {
+    let mut name = copy.as_os_str().to_owned();
+    name.push(".key");
+    name.into()
+}
+
+fn backup(url: &str, file: &FileConfig, copy: &std::path::Path) -> Result<(), Failure> {
+    let path = sqlite_path(url)?;
+    let key = config::key_text(file)?;
+    gatehouse_store::backup_sqlite(path, copy)?;
+    config::write_private(&key_beside(copy), &key).map_err(|e| format!("{}: {e}", key_beside(copy).display()))?;
+    println!("backed up {path} to {} and its key to {}", copy.display(), key_beside(copy).display());
+    Ok(())
+}
+
+fn restore(url: &str, file: &FileConfig, copy: &std::path::Path) -> Result<(), Failure> {
+    let path = sqlite_path(url)?;
+    let key_file = key_beside(copy);
+    let key = std::fs::read_to_string(&key_file).map_err(|e| format!("{}: {e} (backup writes the key there)", key_file.display()))?;
+    config::restore_key(file, key.trim())?;
+    gatehouse_store::restore_sqlite(copy, path)?;
+    println!("restored {} to {path}", copy.display());
+    Ok(())
 }

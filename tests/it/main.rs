@@ -5,6 +5,7 @@ mod binary;
 mod common;
 
 mod api;
+mod backup;
 mod authorize_errors;
 mod browser;
 mod cli;

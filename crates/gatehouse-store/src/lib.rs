@@ -47,7 +47,7 @@ use gatehouse_core::store::Store;
 
 pub use cache::CachedStore;
 pub use postgres::{redact_url, PgConnectError, PgDb};
-pub use sqlite::{MigrateError, SqliteDb, SqliteOpenError};
+pub use sqlite::{backup_sqlite, restore_sqlite, BackupError, MigrateError, SqliteDb, SqliteOpenError};
 
 /// How the store meets a fault.
 #[derive(Debug, Clone, Copy)]

@@ -8,6 +8,7 @@
 //!   WAL lets read beside the writer. A lookup by key whose pages are cached takes
 //!   microseconds, less than a hand-off to another thread and back.
 
+mod backup;
 mod batch;
 mod conn;
 mod migrate;
@@ -25,6 +26,7 @@ use tokio::sync::Mutex;
 use crate::db::{Arg, Db, Row, TxBody};
 use crate::group_commit::TokenWriter;
 use crate::StoreOptions;
+pub use backup::{backup_sqlite, restore_sqlite, BackupError};
 pub use migrate::MigrateError;
 pub(crate) use migrate::MIGRATOR;
 
