@@ -106,6 +106,11 @@ impl Caches {
     pub(crate) fn keep<T: Clone>(&self, entries: &Entries<T>, key: &str, value: T, read: Option<u64>) {
         if read.is_some() && self.reading() == read {
             entries.put(key, value);
+            // An invalidation that began between the check and the put (its generation
+            // bumped, its entries perhaps already cleared) must not be outlived.
+            if self.reading() != read {
+                entries.forget(key);
+            }
         }
     }
 

@@ -189,9 +189,8 @@ impl Grants for CachedStore {
     }
 
     async fn redeem_code(&self, code_hash: &str, issue: &TokenIssue, caps: RefreshCaps, now: i64,) -> StoreResult<Redemption> {
-        let result = self.inner.redeem_code(code_hash, issue, caps, now).await;
-        self.invalidate(&[Invalidation::AllTokens]).await;
-        result
+        // Stores tokens and revokes none: the caps evict refresh tokens, never cached.
+        self.inner.redeem_code(code_hash, issue, caps, now).await
     }
 
     async fn revoke_tokens_from_code(&self, code: Family<'_>) -> StoreResult<()> {
@@ -225,21 +224,16 @@ impl Grants for CachedStore {
     }
 
     async fn redeem_device(&self, device_code_hash: &str, issue: &TokenIssue, caps: RefreshCaps, now: i64) -> StoreResult<Redemption> {
-        let result = self.inner.redeem_device(device_code_hash, issue, caps, now).await;
-        self.invalidate(&[Invalidation::AllTokens]).await;
-        result
+        self.inner.redeem_device(device_code_hash, issue, caps, now).await
     }
 }
 
 #[async_trait]
 impl Tokens for CachedStore {
     async fn insert_tokens(&self, issue: &TokenIssue, caps: RefreshCaps, now: i64) -> StoreResult<()> {
-        let result = self.inner.insert_tokens(issue, caps, now).await;
-        // A grant with a refresh token may push an older one over the caps and revoke it.
-        if issue.refresh.is_some() {
-            self.invalidate(&[Invalidation::AllTokens]).await;
-        }
-        result
+        // A grant with a refresh token may push an older one over the caps and revoke it,
+        // but refresh tokens are not cached: nothing here goes stale.
+        self.inner.insert_tokens(issue, caps, now).await
     }
 
     async fn find_access_token(&self, token_hash: &str) -> StoreResult<Option<AccessTokenInfo>> {
