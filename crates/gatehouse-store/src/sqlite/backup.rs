@@ -39,11 +39,24 @@ pub fn backup_sqlite(database: &str, copy: &Path) -> Result<(), BackupError> {
     conn.busy_timeout(Duration::from_secs(10)).map_err(sqlite(database))?;
     // Created empty first, 0600, so the snapshot is never readable by others.
     super::create_private(&shown).map_err(io(&shown))?;
-    let result = conn.execute("VACUUM INTO ?1", [&shown]).map_err(sqlite(&shown));
+    let result = conn.execute("VACUUM INTO ?1", [&shown]).map_err(sqlite(&shown)).and_then(|_| {
+        // VACUUM INTO does not sync what it wrote: "backed up" must mean on disk.
+        std::fs::File::open(copy).and_then(|f| f.sync_all()).map_err(io(&shown))?;
+        sync_dir(copy).map_err(io(&shown))
+    });
     if result.is_err() {
         let _ = std::fs::remove_file(copy);
     }
-    result.map(|_| ())
+    result
+}
+
+/// Syncs the directory holding `file`, so that its new entry survives a power cut.
+fn sync_dir(file: &Path) -> std::io::Result<()> {
+    match file.parent() {
+        #[cfg(unix)]
+        Some(dir) => std::fs::File::open(if dir.as_os_str().is_empty() { Path::new(".") } else { dir })?.sync_all(),
+        _ => Ok(()),
+    }
 }
 
 /// Puts the snapshot `copy` in place as the database at `database`, which must not exist
@@ -68,5 +81,5 @@ pub fn restore_sqlite(copy: &Path, database: &str) -> Result<(), BackupError> {
     let mut to = std::fs::OpenOptions::new().write(true).truncate(true).open(database).map_err(io(database))?;
     std::io::copy(&mut from, &mut to).map_err(io(database))?;
     to.sync_all().map_err(io(database))?;
-    Ok(())
+    sync_dir(Path::new(database)).map_err(io(database))
 }

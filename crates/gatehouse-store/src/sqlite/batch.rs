@@ -5,6 +5,7 @@
 //! the whole batch.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::Mutex;
@@ -15,17 +16,19 @@ use crate::token_steps::run_job;
 
 pub(crate) struct SqliteBatches {
     conn: Arc<Mutex<Connection>>,
+    /// How long a batch may wait for a lock another process holds.
+    wait: Duration,
 }
 
 impl SqliteBatches {
-    pub fn new(conn: Arc<Mutex<Connection>>) -> Self {
-        SqliteBatches { conn }
+    pub fn new(conn: Arc<Mutex<Connection>>, wait: Duration) -> Self {
+        SqliteBatches { conn, wait }
     }
 }
 
 impl WriteBatch for SqliteBatches {
     async fn write(&self, batch: &[Job]) -> Result<Vec<Outcome>, BatchError> {
-        let mut tx = SqliteTx::begin(self.conn.clone().lock_owned().await)?;
+        let mut tx = SqliteTx::take(self.conn.clone().lock_owned().await, Instant::now(), self.wait)?.begin()?;
         let mut outcomes = Vec::with_capacity(batch.len());
         for job in batch {
             outcomes.push(run_job(&mut tx, job).await?);
@@ -129,7 +132,7 @@ mod tests {
             jwt_access_tokens: false,
         };
         store.create_client(&client).await.unwrap();
-        let writer = SqliteBatches::new(store.db.conn.clone());
+        let writer = SqliteBatches::new(store.db.conn.clone(), std::time::Duration::from_secs(3));
         (store, writer)
     }
 

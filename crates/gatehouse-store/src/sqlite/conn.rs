@@ -1,6 +1,8 @@
 //! Statements on a rusqlite connection: binding `$N` parameters, reading rows, and the
 //! transaction the writer holds.
 
+use std::time::{Duration, Instant};
+
 use gatehouse_core::error::StoreError;
 use gatehouse_core::store::StoreResult;
 use rusqlite::types::{ToSqlOutput, ValueRef};
@@ -116,16 +118,31 @@ pub(crate) struct SqliteTx {
 }
 
 impl SqliteTx {
-    /// IMMEDIATE takes the write lock at once, so a transaction never fails half-way
-    /// when another process (an admin command) writes at the same time.
-    pub fn begin(conn: OwnedMutexGuard<Connection>) -> StoreResult<SqliteTx> {
-        conn.execute_batch("BEGIN IMMEDIATE").map_err(sqlite_err)?;
+    /// The writer connection for work queued at `queued`, which may wait for a lock
+    /// another process holds until `wait` has passed since then, in all: a request queued
+    /// behind others that waited is not made to wait its whole turn again. Unavailable
+    /// once that time is spent, or if the connection is stuck in a transaction that an
+    /// earlier ROLLBACK could not end (a statement run in it would be undone later).
+    pub fn take(conn: OwnedMutexGuard<Connection>, queued: Instant, wait: Duration) -> StoreResult<SqliteTx> {
+        let left = wait.saturating_sub(queued.elapsed());
+        if left.is_zero() {
+            return Err(StoreError::Unavailable("the database stayed locked for the whole wait".into()));
+        }
+        conn.busy_timeout(left).map_err(sqlite_err)?;
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+            if !conn.is_autocommit() {
+                return Err(StoreError::Unavailable("the SQLite writer is stuck in a transaction".into()));
+            }
+        }
         Ok(SqliteTx { conn })
     }
 
-    /// The connection for statements that commit by themselves.
-    pub fn autocommit(conn: OwnedMutexGuard<Connection>) -> SqliteTx {
-        SqliteTx { conn }
+    /// IMMEDIATE takes the write lock at once, so a transaction never fails half-way
+    /// when another process (an admin command) writes at the same time.
+    pub fn begin(self) -> StoreResult<SqliteTx> {
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(sqlite_err)?;
+        Ok(self)
     }
 
     /// Commits. On failure, whether SQLite still has the transaction open: if so it did

@@ -15,7 +15,7 @@ mod migrate;
 mod reads;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gatehouse_core::error::StoreError;
 use gatehouse_core::store::StoreResult;
@@ -50,6 +50,8 @@ pub struct SqliteDb {
     /// The writer thread's runtime, where every write runs.
     writer: Handle,
     conn: Arc<Mutex<Connection>>,
+    /// How long a write may wait for a lock another process holds, from when it is asked.
+    wait: Duration,
     tokens: TokenWriter,
     /// None for a database without a file (`:memory:`), which no other connection sees:
     /// its reads go to the writer's connection.
@@ -127,7 +129,7 @@ impl SqliteDb {
         };
         let conn = Arc::new(Mutex::new(writer_conn));
         let (stop_writer, stopped) = tokio::sync::oneshot::channel();
-        let (writer, tokens) = start_writer(conn.clone(), stopped).map_err(SqliteOpenError::Thread)?;
+        let (writer, tokens) = start_writer(conn.clone(), options.wait, stopped).map_err(SqliteOpenError::Thread)?;
         let stop_checkpoints = match checkpoints {
             Some(checkpoints) => {
                 let (stop, stopped) = std::sync::mpsc::channel();
@@ -139,7 +141,7 @@ impl SqliteDb {
             }
             None => None,
         };
-        Ok(SqliteDb { writer, conn, tokens, readers, _stop_writer: stop_writer, _stop_checkpoints: stop_checkpoints })
+        Ok(SqliteDb { writer, conn, wait: options.wait, tokens, readers, _stop_writer: stop_writer, _stop_checkpoints: stop_checkpoints })
     }
 
     /// Runs `work` on the writer thread with its connection; a panic in it fails only
@@ -149,8 +151,8 @@ impl SqliteDb {
         T: Send + 'static,
         F: FnOnce(SqliteTx) -> StoreResult<T> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        let task = self.writer.spawn(async move { work(SqliteTx::autocommit(conn.lock_owned().await)) });
+        let (conn, queued, wait) = (self.conn.clone(), Instant::now(), self.wait);
+        let task = self.writer.spawn(async move { work(SqliteTx::take(conn.lock_owned().await, queued, wait)?) });
         task.await.map_err(|e| StoreError::Backend(format!("a SQLite write failed: {e}")))?
     }
 }
@@ -177,13 +179,14 @@ fn create_private(path: &str) -> std::io::Result<()> {
 /// other writes as they come; it ends when `stopped` hears that the store is gone.
 fn start_writer(
     conn: Arc<Mutex<Connection>>,
+    wait: Duration,
     stopped: tokio::sync::oneshot::Receiver<()>,
 ) -> std::io::Result<(Handle, TokenWriter)> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let handle = runtime.handle().clone();
     let tokens = {
         let _entered = runtime.enter();
-        TokenWriter::start(batch::SqliteBatches::new(conn))
+        TokenWriter::start(batch::SqliteBatches::new(conn, wait))
     };
     std::thread::Builder::new().name("gatehouse-writer".into()).spawn(move || {
         // The store's end closes this channel; until then the runtime runs its tasks.
@@ -221,9 +224,9 @@ impl Db for SqliteDb {
         A: Send + Sync + 'static,
         T: Send + 'static,
     {
-        let conn = self.conn.clone();
+        let (conn, queued, wait) = (self.conn.clone(), Instant::now(), self.wait);
         let task = self.writer.spawn(async move {
-            let mut tx = SqliteTx::begin(conn.lock_owned().await)?;
+            let mut tx = SqliteTx::take(conn.lock_owned().await, queued, wait)?.begin()?;
             let value = body(&mut tx, &args).await?;
             tx.commit().map_err(|(e, _)| e)?;
             Ok(value)
@@ -244,6 +247,10 @@ fn owned(sql: &str, args: &[Arg<'_>]) -> (String, Vec<Arg<'static>>) {
 #[cfg(all(test, unix))]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
+    use std::time::{Duration, Instant};
+
+    use gatehouse_core::error::StoreError;
+    use rusqlite::Connection;
 
     use gatehouse_core::store::Accounts;
 
@@ -279,6 +286,32 @@ mod tests {
         set_limit("1073741823").await;
         store.create_user(&user(i)).await.unwrap();
         assert!(store.find_user(&format!("u{i}")).await.unwrap().is_some());
+    }
+
+    /// Writes queued behind each other while another process holds the lock share one
+    /// wait: the last is not answered after the sum of all of them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queued_writes_share_the_wait_for_a_locked_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("locked.db");
+        let wait = Duration::from_millis(500);
+        let options = crate::StoreOptions { wait, ..Default::default() };
+        let store = std::sync::Arc::new(crate::SqliteStore::open_with(path.to_str().unwrap(), options).await.unwrap());
+        let holder = Connection::open(&path).unwrap();
+        holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let started = Instant::now();
+        let writes: Vec<_> = (0..4)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move { store.delete_session(&format!("s{i}")).await })
+            })
+            .collect();
+        for w in writes {
+            assert!(matches!(w.await.unwrap(), Err(StoreError::Unavailable(_))));
+        }
+        assert!(started.elapsed() < wait * 3, "four queued writes took {:?} with a wait of {wait:?}", started.elapsed());
+        holder.execute_batch("COMMIT").unwrap();
+        store.delete_session("s").await.unwrap();
     }
 
     #[tokio::test]
