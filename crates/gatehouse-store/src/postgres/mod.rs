@@ -82,6 +82,11 @@ impl PgDb {
     pub(crate) async fn connect(url: &str, store: StoreOptions) -> Result<PgDb, PgConnectError> {
         let shown = redact_url(url);
         let options = PgConnectOptions::from_str(url).map_err(|source| PgConnectError::BadUrl { url: shown.clone(), source })?;
+        // A lock held by an instance that died or hangs mid-transaction fails the
+        // requests waiting on it as unavailable after the wait, and such a transaction
+        // is ended by the server after a minute.
+        let lock_timeout = store.wait.as_millis().to_string();
+        let options = options.options([("lock_timeout", lock_timeout.as_str()), ("idle_in_transaction_session_timeout", "60000")]);
         let open = |max, options: PgConnectOptions| {
             let shown = shown.clone();
             async move {

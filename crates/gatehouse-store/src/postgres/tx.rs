@@ -23,7 +23,11 @@ pub(crate) fn pg_err(e: sqlx::Error) -> StoreError {
         // Connection exceptions, insufficient resources (a full disk, too many
         // connections), a server shutting down or starting, and system errors: faults
         // that clear.
-        sqlx::Error::Database(d) if d.code().is_some_and(|c| ["08", "53", "57P", "58"].iter().any(|p| c.starts_with(p))) => {
+        // And a lock not had within lock_timeout (55P03), a statement cancelled
+        // (57014), a transaction ended for idling (25P03).
+        sqlx::Error::Database(d)
+            if d.code().is_some_and(|c| ["08", "53", "57P", "58", "55P03", "57014", "25P03"].iter().any(|p| c.starts_with(p))) =>
+        {
             StoreError::Unavailable(e.to_string())
         }
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => {
