@@ -65,8 +65,12 @@ pub(crate) fn follow(pool: Pool<Postgres>, caches: Weak<Caches>) -> tokio::task:
                     }
                     let Some(c) = caches.upgrade() else { return };
                     c.set_coherent(false);
-                    tracing::warn!("the cache invalidation listener was lost; reading through until it is back");
+                    if !failing {
+                        tracing::warn!("the cache invalidation listener was lost; reading through until it is back");
+                    }
                     failing = true;
+                    // Not a tight loop if listeners keep being cut at once.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Err(e) => {
                     if !failing {
