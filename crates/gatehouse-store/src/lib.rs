@@ -114,7 +114,7 @@ impl SqlStore<PgDb> {
 /// Why a store could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
+    #[error("unsupported database URL {0:?}: use sqlite://PATH (no options) or postgres://…")]
     UnsupportedUrl(String),
     #[error(transparent)]
     Sqlite(#[from] SqliteOpenError),
@@ -142,6 +142,10 @@ pub async fn open_with(url: &str, options: StoreOptions) -> Result<Arc<dyn Store
         let follow = |caches| postgres::follow(pool, caches);
         Ok(Arc::new(CachedStore::shared(Arc::new(store), options.staleness, channel, follow)))
     } else if let Some(path) = url.strip_prefix("sqlite://") {
+        // A path, not a URI: `?mode=…` would name another file, not set an option.
+        if path.contains('?') {
+            return Err(OpenError::UnsupportedUrl(redact_url(url)));
+        }
         let store = SqliteStore::open_with(path, options).await?;
         if uncached {
             return Ok(Arc::new(store));
