@@ -75,6 +75,8 @@ pub struct RateLimitConfig {
     pub api: Option<i64>,
     /// Token endpoint, per client.
     pub token: Option<i64>,
+    /// Token and device endpoints, per (public client, caller address).
+    pub token_per_address: Option<i64>,
     /// Sign-in attempts, per client address.
     pub login: Option<i64>,
     /// Sign-in attempts per account from unknown browsers, over `login_account_window_seconds`.
@@ -105,6 +107,7 @@ impl FileConfig {
         Ok(gatehouse_server::RateLimits {
             api: budget("api", r.api, d.api.capacity)?,
             token: budget("token", r.token, d.token.capacity)?,
+            token_per_address: budget("token_per_address", r.token_per_address, d.token_per_address.capacity)?,
             login: budget("login", r.login, d.login.capacity)?,
             login_account: {
                 let b = budget("login_account", r.login_account, d.login_account.capacity)?;

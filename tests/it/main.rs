@@ -6,6 +6,7 @@ mod common;
 
 mod api;
 mod authorize_errors;
+mod budgets;
 mod browser;
 mod cli;
 mod cli_token;

@@ -10,7 +10,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use gatehouse_core::model::{RateBudget, RateDecision};
+use gatehouse_core::model::{Client, ClientKind, RateBudget, RateDecision};
 use tokio::sync::oneshot;
 use gatehouse_guard::TokenInfo;
 
@@ -21,6 +21,9 @@ use crate::AppState;
 pub struct RateLimits {
     pub api: RateBudget,
     pub token: RateBudget,
+    /// A public client's token and device requests per caller address: a public client
+    /// is known by its id alone, so one address must not spend its whole `token` budget.
+    pub token_per_address: RateBudget,
     pub login: RateBudget,
     /// Sign-in attempts per account from browsers that have not signed in to it before.
     pub login_account: RateBudget,
@@ -37,6 +40,7 @@ impl Default for RateLimits {
             // Twitch's kraken allowed 800 requests a minute per client.
             api: RateBudget { capacity: 800, window: 60 },
             token: RateBudget { capacity: 3000, window: 60 },
+            token_per_address: RateBudget { capacity: 300, window: 60 },
             login: RateBudget { capacity: 20, window: 60 },
             // Ten guesses, then one every 90 seconds: slow enough against guessing, and
             // a lock that lifts by itself; known browsers are never held by it.
@@ -151,6 +155,26 @@ impl AppState {
                 }
             }
         }
+    }
+
+    /// Counts a request of an authenticated client to `endpoint` (token, device). A
+    /// public client is known by its id alone, so its requests are first counted per
+    /// caller address: one address cannot spend the budget of all its users. Returns the
+    /// decision to report, or the 429 to answer.
+    pub(crate) async fn take_client_rate(&self, endpoint: &str, client: &Client, ip: &str) -> Result<RateDecision, Response> {
+        let limits = &self.config.rate_limits;
+        if client.kind == ClientKind::Public {
+            let budget = limits.token_per_address;
+            let d = self.take_rate(&format!("{endpoint}:{}:{ip}", client.id), budget).await;
+            if !d.allowed {
+                return Err(too_many(budget, &d));
+            }
+        }
+        let d = self.take_rate(&format!("{endpoint}:{}", client.id), limits.token).await;
+        if !d.allowed {
+            return Err(too_many(limits.token, &d));
+        }
+        Ok(d)
     }
 
     /// The client's address, for per-IP limits.
