@@ -86,6 +86,8 @@ pub struct RateLimitConfig {
     /// Share buckets between instances through the database (default: on for PostgreSQL).
     pub shared: Option<bool>,
     pub trust_forwarded_for: Option<bool>,
+    /// Proxies in front that each append to `X-Forwarded-For` (implies trusting it).
+    pub trusted_proxies: Option<usize>,
 }
 
 impl FileConfig {
@@ -118,7 +120,12 @@ impl FileConfig {
                 gatehouse_core::model::RateBudget { window, ..b }
             },
             shared: r.shared.unwrap_or(database_url.starts_with("postgres")),
-            trust_forwarded_for: r.trust_forwarded_for.unwrap_or(false),
+            trust_forwarded_for: r.trust_forwarded_for.unwrap_or(r.trusted_proxies.is_some()),
+            trusted_proxies: match r.trusted_proxies {
+                None => d.trusted_proxies,
+                Some(n @ 1..=16) => n,
+                Some(_) => return Err(ConfigError::Invalid("rate_limits.trusted_proxies must be between 1 and 16".into())),
+            },
         })
     }
 

@@ -56,3 +56,41 @@ async fn one_address_cannot_spend_a_public_clients_whole_token_budget() {
     }
     assert_eq!(post_from(&f, "/oauth2/token", "203.0.113.4", &form).await.0, StatusCode::TOO_MANY_REQUESTS);
 }
+
+/// Posts the sign-in form from a fresh browser, as if relayed by a proxy that set `forwarded`.
+async fn sign_in_via_proxy(f: &Fixture, forwarded: &str, password: &str) -> StatusCode {
+    let browser = f.server.browser();
+    let page = browser.http.get(f.server.url("/login")).send().await.unwrap().text().await.unwrap();
+    let csrf = hidden_inputs(&page).into_iter().find(|(n, _)| n == "csrf").unwrap().1;
+    let form = [("login", "alice"), ("password", password), ("csrf", csrf.as_str()), ("next", "/")];
+    let res = browser.http.post(f.server.url("/login")).header("x-forwarded-for", forwarded).form(&form).send().await.unwrap();
+    res.status()
+}
+
+#[tokio::test]
+async fn the_address_is_the_one_the_trusted_proxy_appended() {
+    let mut config = budgets(100, 100);
+    config.rate_limits.login = RateBudget { capacity: 3, window: 60 };
+    let f = Fixture::with(TestServer::start_with(Policy::default(), config).await).await;
+    // What the caller sends is on the left; the proxy appends the address it saw.
+    for i in 0..3 {
+        let status = sign_in_via_proxy(&f, &format!("10.9.8.{i}, 198.51.100.7"), "wrong").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "guess {i}");
+    }
+    assert_eq!(sign_in_via_proxy(&f, "10.9.8.200, 198.51.100.7", "wrong").await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(sign_in_via_proxy(&f, "198.51.100.7", "wrong").await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(sign_in_via_proxy(&f, "198.51.100.8", PASSWORD).await, StatusCode::SEE_OTHER);
+
+    // Behind two proxies, the second from the right is the caller's.
+    let mut config = budgets(100, 100);
+    config.rate_limits.login = RateBudget { capacity: 3, window: 60 };
+    config.rate_limits.trusted_proxies = 2;
+    let f = Fixture::with(TestServer::start_with(Policy::default(), config).await).await;
+    for i in 0..3 {
+        let status = sign_in_via_proxy(&f, &format!("10.9.8.{i}, 198.51.100.7, 10.0.0.{i}"), "wrong").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "guess {i}");
+    }
+    assert_eq!(sign_in_via_proxy(&f, "10.9.8.9, 198.51.100.7, 10.0.0.9", "wrong").await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(sign_in_via_proxy(&f, "198.51.100.7, 10.0.0.1", "wrong").await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(sign_in_via_proxy(&f, "198.51.100.8, 10.0.0.1", PASSWORD).await, StatusCode::SEE_OTHER);
+}

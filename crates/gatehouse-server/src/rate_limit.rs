@@ -3,7 +3,7 @@
 //! several instances share them through the database so the budget holds across them.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -32,6 +32,9 @@ pub struct RateLimits {
     pub shared: bool,
     /// Take the client address from `X-Forwarded-For` (behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// How many trusted proxies append to `X-Forwarded-For`: the caller's address is
+    /// this many entries from the right.
+    pub trusted_proxies: usize,
 }
 
 impl Default for RateLimits {
@@ -47,6 +50,7 @@ impl Default for RateLimits {
             login_account: RateBudget { capacity: 10, window: 900 },
             shared: false,
             trust_forwarded_for: false,
+            trusted_proxies: 1,
         }
     }
 }
@@ -179,13 +183,26 @@ impl AppState {
 
     /// The client's address, for per-IP limits.
     pub(crate) fn client_ip(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
-        if self.config.rate_limits.trust_forwarded_for {
-            if let Some(first) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()).and_then(|v| v.split(',').next()) {
-                return first.trim().to_string();
+        let limits = &self.config.rate_limits;
+        if limits.trust_forwarded_for {
+            if let Some(ip) = forwarded_address(headers, limits.trusted_proxies) {
+                return ip.to_string();
             }
         }
         peer.map(|p| p.ip().to_string()).unwrap_or_else(|| "unknown".into())
     }
+}
+
+/// The address the outermost of `proxies` trusted proxies saw: each appends its peer's
+/// address, so entries further left are whatever the caller chose to send.
+fn forwarded_address(headers: &HeaderMap, proxies: usize) -> Option<IpAddr> {
+    let mut entries = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        entries.extend(value.to_str().ok()?.split(',').map(str::trim));
+    }
+    // Fewer entries than proxies: every one was appended by a proxy; take the outermost.
+    let entry = entries.iter().rev().nth(proxies.max(1) - 1).or(entries.first())?;
+    entry.parse().ok()
 }
 
 /// `Ratelimit-*` headers (draft-ietf-httpapi-ratelimit-headers), and `Retry-After` on 429.
@@ -237,5 +254,28 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
         Ok(Peer(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded(values: &[&str], proxies: usize) -> Option<String> {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append("x-forwarded-for", HeaderValue::from_str(v).unwrap());
+        }
+        forwarded_address(&headers, proxies).map(|ip| ip.to_string())
+    }
+
+    #[test]
+    fn the_forwarded_address_is_counted_from_the_right() {
+        assert_eq!(forwarded(&["1.1.1.1, 2.2.2.2"], 1).as_deref(), Some("2.2.2.2"));
+        assert_eq!(forwarded(&["1.1.1.1", "2.2.2.2, 3.3.3.3"], 2).as_deref(), Some("2.2.2.2"));
+        assert_eq!(forwarded(&["2.2.2.2"], 3).as_deref(), Some("2.2.2.2"));
+        assert_eq!(forwarded(&["1.1.1.1, ::1"], 1).as_deref(), Some("::1"));
+        assert_eq!(forwarded(&["1.1.1.1, junk"], 1), None);
+        assert_eq!(forwarded(&[], 1), None);
     }
 }
