@@ -94,3 +94,19 @@ async fn the_address_is_the_one_the_trusted_proxy_appended() {
     assert_eq!(sign_in_via_proxy(&f, "198.51.100.7, 10.0.0.1", "wrong").await, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(sign_in_via_proxy(&f, "198.51.100.8, 10.0.0.1", PASSWORD).await, StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn device_authorizations_are_budgeted_like_token_requests() {
+    let f = Fixture::with(TestServer::start_with(Policy::default(), budgets(4, 2)).await).await;
+    let public = f.server.add_client("TV", &f.user, ClientKind::Public, false).await;
+    let form = [("client_id", public.id.as_str()), ("scope", "user_read")];
+    for _ in 0..2 {
+        assert_eq!(post_from(&f, "/oauth2/device", "198.51.100.7", &form).await.0, StatusCode::OK);
+    }
+    let (status, body) = post_from(&f, "/oauth2/device", "198.51.100.7", &form).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("too_many_requests")));
+    for address in ["203.0.113.1", "203.0.113.2"] {
+        assert_eq!(post_from(&f, "/oauth2/device", address, &form).await.0, StatusCode::OK, "{address}");
+    }
+    assert_eq!(post_from(&f, "/oauth2/device", "203.0.113.3", &form).await.0, StatusCode::TOO_MANY_REQUESTS);
+}
