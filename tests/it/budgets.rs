@@ -110,3 +110,42 @@ async fn device_authorizations_are_budgeted_like_token_requests() {
     }
     assert_eq!(post_from(&f, "/oauth2/device", "203.0.113.3", &form).await.0, StatusCode::TOO_MANY_REQUESTS);
 }
+
+/// Posts the change-password form from `browser`, as if from `address`.
+async fn change_password(f: &Fixture, browser: &Browser, address: &str, current: &str) -> reqwest::Response {
+    let page = browser.http.get(f.server.url("/settings/password")).send().await.unwrap().text().await.unwrap();
+    let csrf = form_fields(&page, "/settings/password").into_iter().find(|(n, _)| n == "csrf").unwrap().1;
+    let form = [("csrf", csrf.as_str()), ("current_password", current), ("new_password", "a-new-long-passphrase")];
+    browser.http.post(f.server.url("/settings/password")).header("x-forwarded-for", address).form(&form).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_current_password_is_checked_within_the_sign_in_budget() {
+    // Per address: the sign-in took one of five attempts.
+    let mut config = budgets(100, 100);
+    config.rate_limits.login = RateBudget { capacity: 5, window: 60 };
+    let f = Fixture::with(TestServer::start_with(Policy::default(), config).await).await;
+    assert_eq!(sign_in_via_proxy(&f, "198.51.100.7", PASSWORD).await, StatusCode::SEE_OTHER);
+    let browser = f.server.browser();
+    assert_eq!(browser.sign_in("alice", PASSWORD).await.status(), StatusCode::SEE_OTHER);
+    for i in 0..4 {
+        assert_eq!(change_password(&f, &browser, "198.51.100.7", &format!("guess-{i}")).await.status(), StatusCode::UNAUTHORIZED);
+    }
+    let res = change_password(&f, &browser, "198.51.100.7", PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS, "even the right password waits");
+    assert!(res.headers().contains_key("retry-after"));
+    f.server.clock.advance(60);
+    assert_eq!(change_password(&f, &browser, "198.51.100.7", PASSWORD).await.status(), StatusCode::OK);
+
+    // Per account (here the signed-in browser's own budget), whatever the address.
+    let mut config = budgets(100, 100);
+    config.rate_limits.login_account = RateBudget { capacity: 3, window: 900 };
+    let f = Fixture::with(TestServer::start_with(Policy::default(), config).await).await;
+    let browser = f.server.browser();
+    assert_eq!(browser.sign_in("alice", PASSWORD).await.status(), StatusCode::SEE_OTHER);
+    for i in 0..3 {
+        let res = change_password(&f, &browser, &format!("203.0.113.{i}"), "wrong").await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(change_password(&f, &browser, "203.0.113.99", PASSWORD).await.status(), StatusCode::TOO_MANY_REQUESTS);
+}

@@ -6,6 +6,7 @@ mod http_log;
 mod known_browser;
 mod pages;
 mod params;
+mod password_budget;
 mod rate_limit;
 mod routes;
 mod security_headers;
