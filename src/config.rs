@@ -41,6 +41,10 @@ pub struct FileConfig {
     pub purge_interval_seconds: Option<u64>,
     pub api_query_tokens: Option<bool>,
     pub signup_enabled: Option<bool>,
+    /// Seconds a connection may take to send its headers, or stay idle between requests.
+    pub header_read_timeout_seconds: Option<u64>,
+    /// Connections served at once.
+    pub max_connections: Option<usize>,
     /// Base64 of 32 bytes that encrypt the OpenID Connect signing keys at rest.
     pub key_encryption_key: Option<String>,
     /// A file holding that key, created on first start when missing (default gatehouse.key).
@@ -188,6 +192,22 @@ impl FileConfig {
                 }
                 Ok(ScopeCatalog::new(list.clone()))
             }
+        }
+    }
+
+    pub fn header_read_timeout(&self) -> Result<Duration, ConfigError> {
+        match self.header_read_timeout_seconds {
+            None => Ok(gatehouse_server::ServerConfig::default().header_read_timeout),
+            Some(n @ 1..=3600) => Ok(Duration::from_secs(n)),
+            Some(_) => Err(ConfigError::Invalid("header_read_timeout_seconds must be between 1 and 3600".into())),
+        }
+    }
+
+    pub fn max_connections(&self) -> Result<usize, ConfigError> {
+        match self.max_connections {
+            None => Ok(gatehouse_server::ServerConfig::default().max_connections),
+            Some(n @ 1..=1_000_000) => Ok(n),
+            Some(_) => Err(ConfigError::Invalid("max_connections must be between 1 and 1000000".into())),
         }
     }
 

@@ -13,6 +13,7 @@ mod cli_token;
 mod client_lib;
 mod client_auth;
 mod code_flow;
+mod connections;
 mod consent;
 mod crash;
 mod device;
