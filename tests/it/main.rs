@@ -20,6 +20,7 @@ mod device;
 mod hardening;
 mod oidc;
 mod pages;
+mod passwords;
 mod implicit_and_app_tokens;
 mod jwt_access_tokens;
 mod pkce;

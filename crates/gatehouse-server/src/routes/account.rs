@@ -166,7 +166,7 @@ pub async fn change_password(State(state): State<AppState>, Peer(peer): Peer, he
     };
     let Some((session, user)) = visitor.signed_in.clone() else { return Redirect::to("/login?next=%2Fsettings%2Fpassword").into_response() };
     let (current, new) = (p.get("current_password").unwrap_or("").to_string(), p.get("new_password").unwrap_or("").to_string());
-    if let Err(e) = accounts::check_password(&new) {
+    if let Err(e) = accounts::check_new_password(&new, &user.login, &user.email) {
         return password_page(&state, &visitor, Some(&e.to_string()), None, StatusCode::BAD_REQUEST);
     }
     // A password check like a sign-in: a stolen session must not make it a free oracle.
