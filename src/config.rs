@@ -45,6 +45,10 @@ pub struct FileConfig {
     pub cache_staleness_ms: Option<u64>,
     pub api_query_tokens: Option<bool>,
     pub signup_enabled: Option<bool>,
+    /// Seconds a connection may take to send its headers, or stay idle between requests.
+    pub header_read_timeout_seconds: Option<u64>,
+    /// Connections served at once.
+    pub max_connections: Option<usize>,
     /// Base64 of 32 bytes that encrypt the OpenID Connect signing keys at rest.
     pub key_encryption_key: Option<String>,
     /// A file holding that key, created on first start when missing (default gatehouse.key).
@@ -79,6 +83,8 @@ pub struct RateLimitConfig {
     pub api: Option<i64>,
     /// Token endpoint, per client.
     pub token: Option<i64>,
+    /// Token and device endpoints, per (public client, caller address).
+    pub token_per_address: Option<i64>,
     /// Sign-in attempts, per client address.
     pub login: Option<i64>,
     /// Sign-in attempts per account from unknown browsers, over `login_account_window_seconds`.
@@ -88,6 +94,8 @@ pub struct RateLimitConfig {
     /// Share buckets between instances through the database (default: on for PostgreSQL).
     pub shared: Option<bool>,
     pub trust_forwarded_for: Option<bool>,
+    /// Proxies in front that each append to `X-Forwarded-For` (implies trusting it).
+    pub trusted_proxies: Option<usize>,
 }
 
 impl FileConfig {
@@ -109,6 +117,7 @@ impl FileConfig {
         Ok(gatehouse_server::RateLimits {
             api: budget("api", r.api, d.api.capacity)?,
             token: budget("token", r.token, d.token.capacity)?,
+            token_per_address: budget("token_per_address", r.token_per_address, d.token_per_address.capacity)?,
             login: budget("login", r.login, d.login.capacity)?,
             login_account: {
                 let b = budget("login_account", r.login_account, d.login_account.capacity)?;
@@ -119,7 +128,12 @@ impl FileConfig {
                 gatehouse_core::model::RateBudget { window, ..b }
             },
             shared: r.shared.unwrap_or(database_url.starts_with("postgres")),
-            trust_forwarded_for: r.trust_forwarded_for.unwrap_or(false),
+            trust_forwarded_for: r.trust_forwarded_for.unwrap_or(r.trusted_proxies.is_some()),
+            trusted_proxies: match r.trusted_proxies {
+                None => d.trusted_proxies,
+                Some(n @ 1..=16) => n,
+                Some(_) => return Err(ConfigError::Invalid("rate_limits.trusted_proxies must be between 1 and 16".into())),
+            },
         })
     }
 
@@ -205,6 +219,22 @@ impl FileConfig {
             Err(_) => self.cache_staleness_ms.unwrap_or(1000),
         };
         Ok(Duration::from_millis(ms.min(60_000)))
+    }
+
+    pub fn header_read_timeout(&self) -> Result<Duration, ConfigError> {
+        match self.header_read_timeout_seconds {
+            None => Ok(gatehouse_server::ServerConfig::default().header_read_timeout),
+            Some(n @ 1..=3600) => Ok(Duration::from_secs(n)),
+            Some(_) => Err(ConfigError::Invalid("header_read_timeout_seconds must be between 1 and 3600".into())),
+        }
+    }
+
+    pub fn max_connections(&self) -> Result<usize, ConfigError> {
+        match self.max_connections {
+            None => Ok(gatehouse_server::ServerConfig::default().max_connections),
+            Some(n @ 1..=1_000_000) => Ok(n),
+            Some(_) => Err(ConfigError::Invalid("max_connections must be between 1 and 1000000".into())),
+        }
     }
 
     pub fn purge_interval(&self) -> Duration {

@@ -389,6 +389,8 @@ async fn serve(
         rate_limits,
         api_query_tokens: file.api_query_tokens.unwrap_or(true),
         signup_enabled: file.signup_enabled.unwrap_or(true),
+        header_read_timeout: file.header_read_timeout()?,
+        max_connections: file.max_connections()?,
     };
     tracing::info!(%local, issuer = %config.issuer, "gatehouse listening");
     if !config.secure_cookies() && !is_loopback_issuer(&config.issuer) {

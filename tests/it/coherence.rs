@@ -49,6 +49,7 @@ async fn revocation_seen_after(a: &TestServer, b: &TestServer, client: &TestClie
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: set GATEHOUSE_TEST_POSTGRES_URL and run with --include-ignored"]
 async fn revocations_through_one_instance_are_seen_by_another_and_measured() {
     let Some(db) = PgDatabase::create().await else { return };
     let (a, b) = (instance(&db).await, instance(&db).await);
@@ -70,6 +71,7 @@ async fn revocations_through_one_instance_are_seen_by_another_and_measured() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: set GATEHOUSE_TEST_POSTGRES_URL and run with --include-ignored"]
 async fn an_instance_that_loses_its_listener_reads_through_until_it_listens_again() {
     use sqlx::Connection;
     let Some(db) = PgDatabase::create().await else { return };

@@ -289,8 +289,15 @@ async fn s4_9_and_s4_13_no_secret_or_token_in_the_logs() {
     http.post(format!("{base}/oauth2/introspect")).basic_auth(&id, Some(&secret)).form(&[("token", app_token.as_str())]).send().await.unwrap();
     http.post(format!("{base}/oauth2/token")).basic_auth(&id, Some("wrong-secret-value-123")).form(&[("grant_type", "client_credentials")]).send().await.unwrap();
     http.post(format!("{base}/oauth2/revoke")).form(&[("client_id", id.as_str()), ("token", app_token.as_str())]).send().await.unwrap();
-    // Give the log lines a moment to reach the pipe.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Each request's line is written before its answer: once a last request's line is
+    // in, every line before it is too.
+    let marker = format!("/log-marker-{}", gatehouse_core::secret::random_token(8));
+    http.get(format!("{base}{marker}")).send().await.unwrap();
+    let waited = std::time::Instant::now();
+    while !server.log.lock().unwrap().contains(&marker) {
+        assert!(waited.elapsed() < std::time::Duration::from_secs(10), "the last request was never logged");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 
     let log = server.log.lock().unwrap().clone();
     assert!(log.contains("/oauth2/token"), "the requests were logged: {log}");

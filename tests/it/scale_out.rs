@@ -20,6 +20,7 @@ async fn two_instances_with(db: &PgDatabase, config: impl Fn() -> ServerConfig) 
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: set GATEHOUSE_TEST_POSTGRES_URL and run with --include-ignored"]
 async fn two_instances_share_sessions_codes_tokens_and_secrets() {
     let Some(db) = PgDatabase::create().await else { return };
     let (a, b) = two_instances(&db).await;
@@ -64,6 +65,7 @@ async fn two_instances_share_sessions_codes_tokens_and_secrets() {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: set GATEHOUSE_TEST_POSTGRES_URL and run with --include-ignored"]
 async fn concurrent_refreshes_on_postgres_yield_exactly_one_success() {
     let Some(db) = PgDatabase::create().await else { return };
     let server = TestServer::start_on(Some(&db.url), Policy::default(), ServerConfig::default()).await;
@@ -71,6 +73,7 @@ async fn concurrent_refreshes_on_postgres_yield_exactly_one_success() {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: set GATEHOUSE_TEST_POSTGRES_URL and run with --include-ignored"]
 async fn concurrent_redemptions_on_postgres_yield_exactly_one_success() {
     let Some(db) = PgDatabase::create().await else { return };
     let server = TestServer::start_on(Some(&db.url), Policy::default(), ServerConfig::default()).await;
@@ -78,6 +81,7 @@ async fn concurrent_redemptions_on_postgres_yield_exactly_one_success() {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: set GATEHOUSE_TEST_POSTGRES_URL and run with --include-ignored"]
 async fn concurrent_refreshes_across_two_instances_yield_exactly_one_success() {
     let Some(db) = PgDatabase::create().await else { return };
     let (a, b) = two_instances(&db).await;
@@ -105,6 +109,7 @@ async fn concurrent_refreshes_across_two_instances_yield_exactly_one_success() {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: set GATEHOUSE_TEST_POSTGRES_URL and run with --include-ignored"]
 async fn malformed_requests_on_postgres_get_4xx_never_5xx() {
     let Some(db) = PgDatabase::create().await else { return };
     let server = TestServer::start_on(Some(&db.url), Policy::default(), ServerConfig::default()).await;
@@ -112,6 +117,7 @@ async fn malformed_requests_on_postgres_get_4xx_never_5xx() {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: set GATEHOUSE_TEST_POSTGRES_URL and run with --include-ignored"]
 async fn instances_starting_at_once_migrate_one_database_safely() {
     let Some(db) = PgDatabase::create().await else { return };
     // Each opens the store, which applies migrations under PostgreSQL's advisory lock.
@@ -140,6 +146,7 @@ async fn two_instances_with_api_budget(db: &PgDatabase, window: i64) -> (Fixture
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: set GATEHOUSE_TEST_POSTGRES_URL and run with --include-ignored"]
 async fn the_api_budget_holds_across_instances() {
     let Some(db) = PgDatabase::create().await else { return };
     let (f, b, t) = two_instances_with_api_budget(&db, 60).await;
@@ -154,6 +161,7 @@ async fn the_api_budget_holds_across_instances() {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: set GATEHOUSE_TEST_POSTGRES_URL and run with --include-ignored"]
 async fn concurrent_requests_share_the_budget_exactly() {
     // Requests arriving together at one instance are taken from the bucket together;
     // each must still be told as if it had been taken alone.

@@ -62,6 +62,32 @@ pub fn check_password(password: &str) -> Result<(), AccountError> {
     Ok(())
 }
 
+/// Checks a password a user is choosing (NIST SP 800-63B §5.1.1.2): the length rules of
+/// `check_password`, no composition rules, and not one of the most common passwords nor
+/// one built from the account's own login or email, which are guessed first.
+pub fn check_new_password(password: &str, login: &str, email: &str) -> Result<(), AccountError> {
+    check_password(password)?;
+    let lower = password.to_lowercase();
+    if common_passwords().contains(lower.as_str()) {
+        return Err(AccountError::Invalid(
+            "that password is too common, among the first a guesser tries: choose another, such as a few unrelated words".into(),
+        ));
+    }
+    let email = email.to_lowercase();
+    let local = email.split('@').next().unwrap_or("");
+    let own = [login.to_lowercase(), email.clone(), local.to_string()];
+    if own.iter().any(|part| part.chars().count() >= 3 && lower.contains(part.as_str())) {
+        return Err(AccountError::Invalid("a password may not contain your login or email".into()));
+    }
+    Ok(())
+}
+
+/// The list in `data/` (see its README for source and licence), read once.
+fn common_passwords() -> &'static std::collections::HashSet<&'static str> {
+    static LIST: std::sync::OnceLock<std::collections::HashSet<&'static str>> = std::sync::OnceLock::new();
+    LIST.get_or_init(|| include_str!("../data/common-passwords.txt").lines().collect())
+}
+
 /// Argon2id with the crate's defaults (RFC 9106's second recommended option:
 /// 19 MiB, 2 passes). Slow on purpose: call it off the async threads.
 pub fn hash_password(password: &str) -> String {
@@ -92,7 +118,7 @@ pub fn decoy_hash() -> &'static str {
 pub fn new_user(login: &str, email: &str, password: &str, now: i64) -> Result<User, AccountError> {
     check_login(login)?;
     check_email(email)?;
-    check_password(password)?;
+    check_new_password(password, login, email)?;
     Ok(User {
         id: random_token(16),
         login: login.to_string(),
@@ -137,5 +163,15 @@ mod tests {
         assert!(check_email("nope").is_err());
         assert!(check_email("@b").is_err());
         assert!(check_password("short").is_err());
+    }
+
+    #[test]
+    fn new_passwords_are_long_uncommon_and_not_the_users_own() {
+        assert!(common_passwords().len() > 10_000);
+        assert!(check_new_password("Password1", "bob", "b@x.io").is_err());
+        assert!(check_new_password("bobby-tables-1", "bob", "b@x.io").is_err());
+        assert!(check_new_password("my-mail-is-robert@x.io", "rob", "robert@x.io").is_err());
+        assert!(check_new_password("plain lower case words", "bob", "b@x.io").is_ok());
+        assert!(check_new_password(&"x7".repeat(200), "bob", "b@x.io").is_ok());
     }
 }

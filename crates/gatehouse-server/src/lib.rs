@@ -3,9 +3,11 @@
 
 mod error;
 mod http_log;
+mod listener;
 mod known_browser;
 mod pages;
 mod params;
+mod password_budget;
 mod rate_limit;
 mod routes;
 mod security_headers;
@@ -43,6 +45,11 @@ pub struct ServerConfig {
     pub api_query_tokens: bool,
     /// Whether `/signup` lets anyone make an account.
     pub signup_enabled: bool,
+    /// How long a connection may take to send a request's headers, and may stay idle
+    /// between requests, before it is closed.
+    pub header_read_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +61,8 @@ impl Default for ServerConfig {
             rate_limits: RateLimits::default(),
             api_query_tokens: true,
             signup_enabled: true,
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
         }
     }
 }
@@ -115,10 +124,8 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let purge = tokio::spawn(purge_loop(state.clone()));
-    let app = router(state);
-    // The peer address feeds the per-IP sign-in limit.
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let limits = listener::Limits { header_read_timeout: state.config.header_read_timeout, max_connections: state.config.max_connections };
+    let result = listener::serve(listener, router(state), limits, shutdown).await;
     purge.abort();
     result
 }

@@ -3,14 +3,14 @@
 //! several instances share them through the database so the budget holds across them.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use gatehouse_core::model::{RateBudget, RateDecision};
+use gatehouse_core::model::{Client, ClientKind, RateBudget, RateDecision};
 use tokio::sync::oneshot;
 use gatehouse_guard::TokenInfo;
 
@@ -21,6 +21,9 @@ use crate::AppState;
 pub struct RateLimits {
     pub api: RateBudget,
     pub token: RateBudget,
+    /// A public client's token and device requests per caller address: a public client
+    /// is known by its id alone, so one address must not spend its whole `token` budget.
+    pub token_per_address: RateBudget,
     pub login: RateBudget,
     /// Sign-in attempts per account from browsers that have not signed in to it before.
     pub login_account: RateBudget,
@@ -29,6 +32,9 @@ pub struct RateLimits {
     pub shared: bool,
     /// Take the client address from `X-Forwarded-For` (behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// How many trusted proxies append to `X-Forwarded-For`: the caller's address is
+    /// this many entries from the right.
+    pub trusted_proxies: usize,
 }
 
 impl Default for RateLimits {
@@ -37,12 +43,14 @@ impl Default for RateLimits {
             // Twitch's kraken allowed 800 requests a minute per client.
             api: RateBudget { capacity: 800, window: 60 },
             token: RateBudget { capacity: 3000, window: 60 },
+            token_per_address: RateBudget { capacity: 300, window: 60 },
             login: RateBudget { capacity: 20, window: 60 },
             // Ten guesses, then one every 90 seconds: slow enough against guessing, and
             // a lock that lifts by itself; known browsers are never held by it.
             login_account: RateBudget { capacity: 10, window: 900 },
             shared: false,
             trust_forwarded_for: false,
+            trusted_proxies: 1,
         }
     }
 }
@@ -153,15 +161,48 @@ impl AppState {
         }
     }
 
+    /// Counts a request of an authenticated client to `endpoint` (token, device). A
+    /// public client is known by its id alone, so its requests are first counted per
+    /// caller address: one address cannot spend the budget of all its users. Returns the
+    /// decision to report, or the 429 to answer.
+    pub(crate) async fn take_client_rate(&self, endpoint: &str, client: &Client, ip: &str) -> Result<RateDecision, Response> {
+        let limits = &self.config.rate_limits;
+        if client.kind == ClientKind::Public {
+            let budget = limits.token_per_address;
+            let d = self.take_rate(&format!("{endpoint}:{}:{ip}", client.id), budget).await;
+            if !d.allowed {
+                return Err(too_many(budget, &d));
+            }
+        }
+        let d = self.take_rate(&format!("{endpoint}:{}", client.id), limits.token).await;
+        if !d.allowed {
+            return Err(too_many(limits.token, &d));
+        }
+        Ok(d)
+    }
+
     /// The client's address, for per-IP limits.
     pub(crate) fn client_ip(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
-        if self.config.rate_limits.trust_forwarded_for {
-            if let Some(first) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()).and_then(|v| v.split(',').next()) {
-                return first.trim().to_string();
+        let limits = &self.config.rate_limits;
+        if limits.trust_forwarded_for {
+            if let Some(ip) = forwarded_address(headers, limits.trusted_proxies) {
+                return ip.to_string();
             }
         }
         peer.map(|p| p.ip().to_string()).unwrap_or_else(|| "unknown".into())
     }
+}
+
+/// The address the outermost of `proxies` trusted proxies saw: each appends its peer's
+/// address, so entries further left are whatever the caller chose to send.
+fn forwarded_address(headers: &HeaderMap, proxies: usize) -> Option<IpAddr> {
+    let mut entries = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        entries.extend(value.to_str().ok()?.split(',').map(str::trim));
+    }
+    // Fewer entries than proxies: every one was appended by a proxy; take the outermost.
+    let entry = entries.iter().rev().nth(proxies.max(1) - 1).or(entries.first())?;
+    entry.parse().ok()
 }
 
 /// `Ratelimit-*` headers (draft-ietf-httpapi-ratelimit-headers), and `Retry-After` on 429.
@@ -213,5 +254,28 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
         Ok(Peer(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded(values: &[&str], proxies: usize) -> Option<String> {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append("x-forwarded-for", HeaderValue::from_str(v).unwrap());
+        }
+        forwarded_address(&headers, proxies).map(|ip| ip.to_string())
+    }
+
+    #[test]
+    fn the_forwarded_address_is_counted_from_the_right() {
+        assert_eq!(forwarded(&["1.1.1.1, 2.2.2.2"], 1).as_deref(), Some("2.2.2.2"));
+        assert_eq!(forwarded(&["1.1.1.1", "2.2.2.2, 3.3.3.3"], 2).as_deref(), Some("2.2.2.2"));
+        assert_eq!(forwarded(&["2.2.2.2"], 3).as_deref(), Some("2.2.2.2"));
+        assert_eq!(forwarded(&["1.1.1.1, ::1"], 1).as_deref(), Some("::1"));
+        assert_eq!(forwarded(&["1.1.1.1, junk"], 1), None);
+        assert_eq!(forwarded(&[], 1), None);
     }
 }

@@ -12,7 +12,7 @@ use super::login::{posted_form, safe_next, unavailable, with_cookie};
 use crate::error::AppError;
 use crate::rate_limit::{self, Peer};
 use crate::session::Visitor;
-use crate::AppState;
+use crate::{password_budget, AppState};
 
 /// The signed-in visitor, or a redirect to sign in and come back to `here`.
 pub(crate) async fn signed_in(state: &AppState, headers: &HeaderMap, here: &str) -> Result<Visitor, Response> {
@@ -159,15 +159,21 @@ pub async fn password_form(State(state): State<AppState>, headers: HeaderMap) ->
     }
 }
 
-pub async fn change_password(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn change_password(State(state): State<AppState>, Peer(peer): Peer, headers: HeaderMap, body: Bytes) -> Response {
     let (p, visitor) = match posted_form(&state, &headers, &body).await {
         Ok(form) => form,
         Err(refused) => return refused,
     };
     let Some((session, user)) = visitor.signed_in.clone() else { return Redirect::to("/login?next=%2Fsettings%2Fpassword").into_response() };
     let (current, new) = (p.get("current_password").unwrap_or("").to_string(), p.get("new_password").unwrap_or("").to_string());
-    if let Err(e) = accounts::check_password(&new) {
+    if let Err(e) = accounts::check_new_password(&new, &user.login, &user.email) {
         return password_page(&state, &visitor, Some(&e.to_string()), None, StatusCode::BAD_REQUEST);
+    }
+    // A password check like a sign-in: a stolen session must not make it a free oracle.
+    if let Err(t) = password_budget::take(&state, &headers, peer, &user.login, Some(&user)).await {
+        let mut res = password_page(&state, &visitor, Some(&t.message), None, StatusCode::TOO_MANY_REQUESTS);
+        t.add_headers(&mut res);
+        return res;
     }
     let Ok(_permit) = state.password_checks.acquire().await else { return unavailable() };
     let stored = user.password_hash.clone();

@@ -25,9 +25,13 @@ use crate::AppState;
     responses((status = 200, description = "RFC 8628 §3.2 answer", body = DeviceBody), (status = "default", description = "An error", body = ErrorBody)),
     security((), ("client_basic" = []))
 )]
-pub async fn start(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, AppError> {
+pub async fn start(State(state): State<AppState>, Peer(peer): Peer, headers: HeaderMap, body: Bytes) -> Result<Response, AppError> {
     let p = Params::from_form(&headers, &body)?;
     let client = authenticate(&state.auth, &p.client_credentials(&headers)?).await?;
+    // Budgeted as token requests are, in buckets of its own so it cannot starve them.
+    if let Err(too_many) = state.take_client_rate("device", &client, &state.client_ip(&headers, peer)).await {
+        return Ok(too_many);
+    }
     let verification_uri = format!("{}/activate", state.config.issuer);
     let answer = device::start(&state.auth, &client, p.get("scope"), &verification_uri).await?;
     let mut res = Json(DeviceBody::from(answer)).into_response();

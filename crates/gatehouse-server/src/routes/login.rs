@@ -9,9 +9,9 @@ use serde::Deserialize;
 
 use crate::error::AppError;
 use crate::params::Params;
-use crate::rate_limit::{self, Peer};
+use crate::rate_limit::Peer;
 use crate::session::Visitor;
-use crate::{known_browser, AppState};
+use crate::{known_browser, password_budget, AppState};
 
 /// Only same-site paths may be returned to after sign-in: never `//host` or a URL,
 /// which would make /login an open redirector. Browsers drop tabs and newlines from a
@@ -100,15 +100,6 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
         Err(refused) => return refused,
     };
     let next = safe_next(p.get("next"));
-    // Against password guessing: a budget of attempts per client address.
-    let budget = state.config.rate_limits.login;
-    let decision = state.take_rate(&format!("login:{}", state.client_ip(&headers, peer)), budget).await;
-    if !decision.allowed {
-        let msg = format!("Too many sign-in attempts. Try again in {} seconds.", decision.retry_after);
-        let mut res = render_form(&state, &visitor, &next, "", Some(&msg), StatusCode::TOO_MANY_REQUESTS).await;
-        rate_limit::add_headers(res.headers_mut(), budget, &decision);
-        return res;
-    }
     let login = p.get("login").unwrap_or("").trim().to_string();
     let password = p.get("password").unwrap_or("").to_string();
 
@@ -120,27 +111,12 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
             Err(e) => return AppError::page(e).into_response(),
         },
     };
-    // Against guessing one account's password from many addresses: a budget per account
-    // for browsers that never signed in to it, and one per browser that did (see
-    // known_browser). Logins that cannot exist are refused without a bucket of their
-    // own, so junk cannot flood the buckets. Every budget refills by itself.
-    if user.is_some() || check_login(&login).is_ok() {
-        let bucket = match user.as_ref().and_then(|u| known_browser::recognise(&state, &headers, u)) {
-            Some(id) => format!("login-known:{id}"),
-            None => format!("login-account:{}", login.to_lowercase()),
-        };
-        let budget = state.config.rate_limits.login_account;
-        let decision = state.take_rate(&bucket, budget).await;
-        if !decision.allowed {
-            tracing::warn!("sign-in attempts for one account over budget");
-            let msg = format!(
-                "Too many sign-in attempts for this account from new browsers. Try again in {} seconds, or from a browser you signed in with before.",
-                decision.retry_after
-            );
-            let mut res = render_form(&state, &visitor, &next, &login, Some(&msg), StatusCode::TOO_MANY_REQUESTS).await;
-            rate_limit::add_headers(res.headers_mut(), budget, &decision);
-            return res;
-        }
+    // Against guessing: budgets per address and per account, before the check runs.
+    if let Err(t) = password_budget::take(&state, &headers, peer, &login, user.as_ref()).await {
+        let shown = if t.per_account { login.as_str() } else { "" };
+        let mut res = render_form(&state, &visitor, &next, shown, Some(&t.message), StatusCode::TOO_MANY_REQUESTS).await;
+        t.add_headers(&mut res);
+        return res;
     }
 
     // Verify against a decoy when the login is unknown, so timing does not tell which

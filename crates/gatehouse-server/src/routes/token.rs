@@ -9,11 +9,12 @@ use gatehouse_core::grant::authorization_code::{self, CodeExchange};
 use gatehouse_core::grant::{client_credentials, device_code, refresh_token, TokenResponse};
 
 const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+use gatehouse_core::model::ClientKind;
 use gatehouse_core::{ErrorCode, OAuthError};
 
 use crate::error::AppError;
 use crate::params::Params;
-use crate::rate_limit;
+use crate::rate_limit::{self, Peer};
 use crate::wire::{ErrorBody, ScopeValue, TokenBody, TokenRequest};
 use crate::AppState;
 
@@ -23,7 +24,7 @@ use crate::AppState;
     responses((status = 200, description = "Tokens", body = TokenBody), (status = "default", description = "An error", body = ErrorBody)),
     security((), ("client_basic" = []))
 )]
-pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, AppError> {
+pub async fn token(State(state): State<AppState>, Peer(peer): Peer, headers: HeaderMap, body: Bytes) -> Result<Response, AppError> {
     let p = Params::from_form(&headers, &body)?;
     let grant_type = p.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
     if !matches!(grant_type, "authorization_code" | "refresh_token" | "client_credentials" | DEVICE_CODE) {
@@ -31,12 +32,16 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
     }
     let auth = &state.auth;
     let client = authenticate(auth, &p.client_credentials(&headers)?).await?;
-    // Counted after authentication, so nobody can spend another client's budget.
-    let budget = state.config.rate_limits.token;
-    let decision = state.take_rate(&format!("token:{}", client.id), budget).await;
-    if !decision.allowed {
-        return Ok(rate_limit::too_many(budget, &decision));
+    // Refused before counting: anyone can name a public client, and a grant it cannot
+    // use must not spend its users' budget.
+    if grant_type == "client_credentials" && client.kind == ClientKind::Public {
+        return Err(OAuthError::unauthorized_client("public clients cannot use the client_credentials grant").into());
     }
+    // Counted after authentication, so nobody can spend a confidential client's budget.
+    let decision = match state.take_client_rate("token", &client, &state.client_ip(&headers, peer)).await {
+        Ok(d) => d,
+        Err(too_many) => return Ok(too_many),
+    };
     let response = match grant_type {
         "authorization_code" => {
             let req = CodeExchange {
@@ -52,7 +57,7 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
         _ => client_credentials::issue(auth, &client, p.get("scope")).await?,
     };
     let mut res = token_json(&response, state.config.scope_as_array);
-    rate_limit::add_headers(res.headers_mut(), budget, &decision);
+    rate_limit::add_headers(res.headers_mut(), state.config.rate_limits.token, &decision);
     Ok(res)
 }
 
