@@ -66,6 +66,10 @@ pub struct TokenRequest {
     pub client_secret: Option<String>,
 }
 
+/// An answer with nothing to say, still JSON: revocation's.
+#[derive(Serialize, ToSchema)]
+pub struct EmptyBody {}
+
 /// A revocation or introspection request (RFC 7009, RFC 7662).
 #[derive(Serialize, ToSchema)]
 pub struct TokenQuery {

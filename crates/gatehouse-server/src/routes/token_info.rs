@@ -2,7 +2,7 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use gatehouse_core::client_auth::{authenticate, identify_for_revocation};
@@ -11,20 +11,21 @@ use gatehouse_core::{inspect, revoke as revocation, ErrorCode, OAuthError};
 
 use crate::error::AppError;
 use crate::params::{bearer_token, Params};
-use crate::wire::{ErrorBody, IntrospectionBody, TokenQuery, ValidationBody};
+use crate::wire::{EmptyBody, ErrorBody, IntrospectionBody, TokenQuery, ValidationBody};
 use crate::AppState;
 
 #[utoipa::path(
     post, path = "/oauth2/revoke", tag = "oauth",
     request_body(content = TokenQuery, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "Revoked, or not a token (RFC 7009 §2.2)"), (status = "default", description = "An error", body = ErrorBody)),
+    responses((status = 200, description = "Revoked, or not a token (RFC 7009 §2.2)", body = EmptyBody), (status = "default", description = "An error", body = ErrorBody)),
     security((), ("client_basic" = []))
 )]
 pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, AppError> {
     let p = Params::from_form(&headers, &body)?;
     let client = identify_for_revocation(&state.auth, &p.client_credentials(&headers)?).await?;
     revocation::revoke(&state.auth, &client, p.get("token")).await?;
-    Ok(StatusCode::OK.into_response())
+    // `{}` rather than nothing: some clients parse every answer as JSON.
+    Ok(Json(EmptyBody {}).into_response())
 }
 
 #[utoipa::path(
