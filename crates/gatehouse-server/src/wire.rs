@@ -85,6 +85,8 @@ pub struct DeviceRequest {
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
     pub scope: Option<String>,
+    /// Twitch's name for `scope`; send one of the two.
+    pub scopes: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]

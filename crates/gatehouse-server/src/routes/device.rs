@@ -9,6 +9,7 @@ use axum::Json;
 use gatehouse_core::client_auth::authenticate;
 use gatehouse_core::device;
 use gatehouse_core::model::{category_label, Client, DeviceAuthorization};
+use gatehouse_core::OAuthError;
 use serde::Deserialize;
 
 use super::login::{posted_form, with_cookie};
@@ -29,7 +30,12 @@ pub async fn start(State(state): State<AppState>, headers: HeaderMap, body: Byte
     let p = Params::from_form(&headers, &body)?;
     let client = authenticate(&state.auth, &p.client_credentials(&headers)?).await?;
     let verification_uri = format!("{}/activate", state.config.issuer);
-    let answer = device::start(&state.auth, &client, p.get("scope"), &verification_uri).await?;
+    // Twitch's device endpoint names the parameter `scopes`.
+    let scope = match (p.get("scope"), p.get("scopes")) {
+        (Some(_), Some(_)) => return Err(OAuthError::invalid_request("send scope or scopes, not both").into()),
+        (scope, scopes) => scope.or(scopes),
+    };
+    let answer = device::start(&state.auth, &client, scope, &verification_uri).await?;
     let mut res = Json(DeviceBody::from(answer)).into_response();
     res.headers_mut().insert(axum::http::header::CACHE_CONTROL, "no-store".parse().expect("static"));
     Ok(res)
