@@ -371,6 +371,7 @@ async fn serve(
         rate_limits,
         api_query_tokens: file.api_query_tokens.unwrap_or(true),
         signup_enabled: file.signup_enabled.unwrap_or(true),
+        query_params: file.oauth_query_params()?,
     };
     tracing::info!(%local, issuer = %config.issuer, "gatehouse listening");
     if !config.secure_cookies() && !is_loopback_issuer(&config.issuer) {

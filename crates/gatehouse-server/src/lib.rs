@@ -5,6 +5,7 @@ mod error;
 mod http_log;
 mod known_browser;
 mod pages;
+mod oauth_params;
 mod params;
 mod rate_limit;
 mod routes;
@@ -43,6 +44,9 @@ pub struct ServerConfig {
     pub api_query_tokens: bool,
     /// Whether `/signup` lets anyone make an account.
     pub signup_enabled: bool,
+    /// Read parameters of `POST /oauth2/{token,revoke,device,introspect}` from the query
+    /// string too, as Twitch's client libraries send them; off, such a query is refused.
+    pub query_params: bool,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +58,7 @@ impl Default for ServerConfig {
             rate_limits: RateLimits::default(),
             api_query_tokens: true,
             signup_enabled: true,
+            query_params: true,
         }
     }
 }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::login::{posted_form, with_cookie};
 use crate::error::AppError;
-use crate::params::Params;
+use crate::oauth_params::OAuthParams;
 use crate::rate_limit::Peer;
 use crate::session::Visitor;
 use crate::wire::{DeviceBody, DeviceRequest, ErrorBody};
@@ -22,12 +22,13 @@ use crate::AppState;
 
 #[utoipa::path(
     post, path = "/oauth2/device", tag = "oauth",
-    request_body(content = DeviceRequest, content_type = "application/x-www-form-urlencoded"),
+    request_body(content(
+        (DeviceRequest = "application/x-www-form-urlencoded"), (DeviceRequest = "multipart/form-data"), (DeviceRequest = "application/json")
+    ), description = "In the body, or (Twitch style) the query string; each name once"),
     responses((status = 200, description = "RFC 8628 §3.2 answer", body = DeviceBody), (status = "default", description = "An error", body = ErrorBody)),
     security((), ("client_basic" = []))
 )]
-pub async fn start(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, AppError> {
-    let p = Params::from_form(&headers, &body)?;
+pub async fn start(State(state): State<AppState>, headers: HeaderMap, OAuthParams(p): OAuthParams) -> Result<Response, AppError> {
     let client = authenticate(&state.auth, &p.client_credentials(&headers)?).await?;
     let verification_uri = format!("{}/activate", state.config.issuer);
     // Twitch's device endpoint names the parameter `scopes`.
