@@ -15,6 +15,7 @@ mod code_flow;
 mod consent;
 mod crash;
 mod device;
+mod dialects;
 mod hardening;
 mod oidc;
 mod pages;
