@@ -26,3 +26,4 @@ mod refresh;
 mod rfc9700;
 mod scale_out;
 mod token_endpoints;
+mod twitch_client;
