@@ -49,6 +49,9 @@ pub struct FileConfig {
     pub header_read_timeout_seconds: Option<u64>,
     /// Connections served at once.
     pub max_connections: Option<usize>,
+    /// Accept parameters of the OAuth POST endpoints in the query string, as Twitch's
+    /// clients send them (`GATEHOUSE_OAUTH_QUERY_PARAMS` wins over the file).
+    pub oauth_query_params: Option<bool>,
     /// Base64 of 32 bytes that encrypt the OpenID Connect signing keys at rest.
     pub key_encryption_key: Option<String>,
     /// A file holding that key, created on first start when missing (default gatehouse.key).
@@ -237,8 +240,25 @@ impl FileConfig {
         }
     }
 
+    /// On unless switched off; strict RFC 6749 deployments take parameters from the body only.
+    pub fn oauth_query_params(&self) -> Result<bool, ConfigError> {
+        match std::env::var("GATEHOUSE_OAUTH_QUERY_PARAMS") {
+            Ok(text) => parse_switch(&text)
+                .ok_or_else(|| ConfigError::Invalid("GATEHOUSE_OAUTH_QUERY_PARAMS must be true or false".into())),
+            Err(_) => Ok(self.oauth_query_params.unwrap_or(true)),
+        }
+    }
+
     pub fn purge_interval(&self) -> Duration {
         Duration::from_secs(self.purge_interval_seconds.unwrap_or(60).max(1))
+    }
+}
+
+fn parse_switch(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
     }
 }
 
@@ -323,6 +343,15 @@ mod tests {
     fn limits(toml_text: &str) -> Result<gatehouse_server::RateLimits, String> {
         let file: FileConfig = toml::from_str(toml_text).expect("valid TOML");
         file.rate_limits("sqlite://x.db").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn switches_read_the_usual_spellings() {
+        assert_eq!(parse_switch(" False"), Some(false));
+        assert_eq!(parse_switch("1"), Some(true));
+        assert_eq!(parse_switch("maybe"), None);
+        let file: FileConfig = toml::from_str("oauth_query_params = false\n").expect("valid TOML");
+        assert_eq!(file.oauth_query_params, Some(false));
     }
 
     #[test]

@@ -391,6 +391,7 @@ async fn serve(
         signup_enabled: file.signup_enabled.unwrap_or(true),
         header_read_timeout: file.header_read_timeout()?,
         max_connections: file.max_connections()?,
+        query_params: file.oauth_query_params()?,
     };
     tracing::info!(%local, issuer = %config.issuer, "gatehouse listening");
     if !config.secure_cookies() && !is_loopback_issuer(&config.issuer) {

@@ -11,6 +11,14 @@ const USER_CODE_ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
 const USER_CODE_LEN: usize = 8;
 pub const DEVICE_CODE_TTL: i64 = 600;
 pub const POLL_INTERVAL: i64 = 5;
+/// How far `slow_down` may stretch the interval: a client that ignores it still gets
+/// its tokens within this many seconds of the user's answer.
+pub const MAX_POLL_INTERVAL: i64 = 30;
+
+/// The interval after a `slow_down`: 5 seconds more (RFC 8628 §3.5), up to the cap.
+pub fn slowed_interval(interval: i64) -> i64 {
+    if interval >= MAX_POLL_INTERVAL { interval } else { (interval + 5).min(MAX_POLL_INTERVAL) }
+}
 
 /// The answer to `POST /oauth2/device` (RFC 8628 §3.2).
 #[derive(Debug, Clone)]
@@ -127,6 +135,13 @@ pub async fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slow_down_adds_five_seconds_up_to_the_cap() {
+        assert_eq!(slowed_interval(5), 10);
+        assert_eq!(slowed_interval(28), MAX_POLL_INTERVAL);
+        assert_eq!(slowed_interval(MAX_POLL_INTERVAL), MAX_POLL_INTERVAL);
+    }
 
     #[test]
     fn user_codes_are_eight_unambiguous_letters() {

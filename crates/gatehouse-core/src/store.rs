@@ -155,8 +155,9 @@ pub trait Grants: Send + Sync {
     async fn insert_device(&self, device: &DeviceAuthorization) -> StoreResult<()>;
     async fn find_device_by_user_code(&self, user_code_hash: &str) -> StoreResult<Option<DeviceAuthorization>>;
     /// Atomically records a poll at `now` and returns the authorization as it was
-    /// before, and whether the poll came sooner than its interval allows; if so the
-    /// interval grows by 5 seconds (RFC 8628 §3.5, `slow_down`).
+    /// before, and whether the poll came sooner than its interval allows after the last
+    /// accepted poll. A poll too soon is not recorded as accepted; it grows the interval
+    /// by 5 seconds (RFC 8628 §3.5, `slow_down`), up to `device::MAX_POLL_INTERVAL`.
     async fn poll_device(&self, device_code_hash: &str, now: i64) -> StoreResult<Option<(DeviceAuthorization, bool)>>;
     /// Approves or denies a pending, unexpired authorization; false if it was not pending.
     async fn decide_device(

@@ -95,7 +95,12 @@ impl IntoResponse for AppError {
 
 fn oauth_response(e: OAuthError) -> Response {
     let status = StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-    let mut res = ErrorBody::new(status, e.code.as_str(), e.description).into_response();
+    let mut body = ErrorBody::new(status, e.code.as_str(), e.description);
+    // Twitch's device flow says which wait this is in `message`, and its clients read it there.
+    if matches!(e.code, ErrorCode::AuthorizationPending | ErrorCode::SlowDown) {
+        body.message = e.code.as_str().to_string();
+    }
+    let mut res = body.into_response();
     let h = res.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     match e.code {

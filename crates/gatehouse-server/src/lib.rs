@@ -6,6 +6,7 @@ mod http_log;
 mod listener;
 mod known_browser;
 mod pages;
+mod oauth_params;
 mod params;
 mod password_budget;
 mod rate_limit;
@@ -50,6 +51,9 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// Connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// Read parameters of `POST /oauth2/{token,revoke,device,introspect}` from the query
+    /// string too, as Twitch's client libraries send them; off, such a query is refused.
+    pub query_params: bool,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +67,7 @@ impl Default for ServerConfig {
             signup_enabled: true,
             header_read_timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            query_params: true,
         }
     }
 }

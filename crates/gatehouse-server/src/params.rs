@@ -26,6 +26,10 @@ impl Params {
         Ok(Params(map))
     }
 
+    pub(crate) fn from_map(map: HashMap<String, String>) -> Params {
+        Params(map)
+    }
+
     /// A form body; anything but `application/x-www-form-urlencoded` is refused.
     pub fn from_form(headers: &HeaderMap, body: &[u8]) -> Result<Params, OAuthError> {
         let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");

@@ -66,6 +66,10 @@ pub struct TokenRequest {
     pub client_secret: Option<String>,
 }
 
+/// An answer with nothing to say, still JSON: revocation's.
+#[derive(Serialize, ToSchema)]
+pub struct EmptyBody {}
+
 /// A revocation or introspection request (RFC 7009, RFC 7662).
 #[derive(Serialize, ToSchema)]
 pub struct TokenQuery {
@@ -81,6 +85,8 @@ pub struct DeviceRequest {
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
     pub scope: Option<String>,
+    /// Twitch's name for `scope`; send one of the two.
+    pub scopes: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -140,7 +140,11 @@ on_every_backend!(
     platform_channels_and_relations_round_trip,
     rate_buckets_empty_refill_and_hold_under_concurrency,
     device_authorizations_poll_decide_and_redeem_once,
+    refused_polls_do_not_restart_the_clock,
 );
+
+#[path = "conformance/device_polling.rs"]
+mod device_polling;
 
 #[test]
 fn both_backends_hold_the_same_migration_versions() {
@@ -151,6 +155,7 @@ fn both_backends_hold_the_same_migration_versions() {
 
 mod cases {
     use super::*;
+    pub use super::device_polling::refused_polls_do_not_restart_the_clock;
 
     const NOW: i64 = 1_800_000_000;
     const CAPS: RefreshCaps = RefreshCaps { per_client_user: 20, per_user: 200 };
@@ -186,7 +191,7 @@ mod cases {
         c
     }
 
-    fn scopes(s: &str) -> ScopeSet {
+    pub fn scopes(s: &str) -> ScopeSet {
         ScopeSet::from_stored(s)
     }
 

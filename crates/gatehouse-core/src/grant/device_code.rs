@@ -1,6 +1,7 @@
 //! Device authorization grant, polling step (RFC 8628 §3.4, §3.5).
 
 use crate::authority::Authority;
+use crate::device::slowed_interval;
 use crate::error::{ErrorCode, OAuthError};
 use crate::grant::{mint, with_id_token, Refresh, TokenResponse};
 use crate::model::{Client, DeviceStatus};
@@ -19,13 +20,14 @@ pub async fn poll(auth: &Authority, client: &Client, device_code: Option<&str>) 
     if now >= device.expires_at {
         return Err(OAuthError::new(ErrorCode::ExpiredToken, "the device code has expired; start again"));
     }
-    if too_fast {
-        return Err(OAuthError::new(
-            ErrorCode::SlowDown,
-            format!("polling too fast; wait {} seconds between polls", device.interval + 5),
-        ));
-    }
     match device.status {
+        // slow_down is a kind of authorization_pending (RFC 8628 §3.5): once the user has
+        // answered, even a client polling too fast gets the answer, so one that polls
+        // each second has its tokens a second after approval.
+        DeviceStatus::Pending if too_fast => Err(OAuthError::new(
+            ErrorCode::SlowDown,
+            format!("polling too fast; wait {} seconds between polls", slowed_interval(device.interval)),
+        )),
         DeviceStatus::Pending => Err(OAuthError::new(ErrorCode::AuthorizationPending, "the user has not answered yet")),
         DeviceStatus::Denied => Err(OAuthError::new(ErrorCode::AccessDenied, "the user denied the request")),
         DeviceStatus::Used => Err(OAuthError::invalid_grant("the device code was already used")),

@@ -9,11 +9,12 @@ use axum::Json;
 use gatehouse_core::client_auth::authenticate;
 use gatehouse_core::device;
 use gatehouse_core::model::{category_label, Client, DeviceAuthorization};
+use gatehouse_core::OAuthError;
 use serde::Deserialize;
 
 use super::login::{posted_form, with_cookie};
 use crate::error::AppError;
-use crate::params::Params;
+use crate::oauth_params::OAuthParams;
 use crate::rate_limit::Peer;
 use crate::session::Visitor;
 use crate::wire::{DeviceBody, DeviceRequest, ErrorBody};
@@ -21,19 +22,25 @@ use crate::AppState;
 
 #[utoipa::path(
     post, path = "/oauth2/device", tag = "oauth",
-    request_body(content = DeviceRequest, content_type = "application/x-www-form-urlencoded"),
+    request_body(content(
+        (DeviceRequest = "application/x-www-form-urlencoded"), (DeviceRequest = "multipart/form-data"), (DeviceRequest = "application/json")
+    ), description = "In the body, or (Twitch style) the query string; each name once"),
     responses((status = 200, description = "RFC 8628 §3.2 answer", body = DeviceBody), (status = "default", description = "An error", body = ErrorBody)),
     security((), ("client_basic" = []))
 )]
-pub async fn start(State(state): State<AppState>, Peer(peer): Peer, headers: HeaderMap, body: Bytes) -> Result<Response, AppError> {
-    let p = Params::from_form(&headers, &body)?;
+pub async fn start(State(state): State<AppState>, Peer(peer): Peer, headers: HeaderMap, OAuthParams(p): OAuthParams) -> Result<Response, AppError> {
     let client = authenticate(&state.auth, &p.client_credentials(&headers)?).await?;
     // Budgeted as token requests are, in buckets of its own so it cannot starve them.
     if let Err(too_many) = state.take_client_rate("device", &client, &state.client_ip(&headers, peer)).await {
         return Ok(too_many);
     }
     let verification_uri = format!("{}/activate", state.config.issuer);
-    let answer = device::start(&state.auth, &client, p.get("scope"), &verification_uri).await?;
+    // Twitch's device endpoint names the parameter `scopes`.
+    let scope = match (p.get("scope"), p.get("scopes")) {
+        (Some(_), Some(_)) => return Err(OAuthError::invalid_request("send scope or scopes, not both").into()),
+        (scope, scopes) => scope.or(scopes),
+    };
+    let answer = device::start(&state.auth, &client, scope, &verification_uri).await?;
     let mut res = Json(DeviceBody::from(answer)).into_response();
     res.headers_mut().insert(axum::http::header::CACHE_CONTROL, "no-store".parse().expect("static"));
     Ok(res)

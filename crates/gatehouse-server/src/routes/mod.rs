@@ -48,4 +48,12 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/oauth2/revoke", post(token_info::revoke))
         .route("/oauth2/introspect", post(token_info::introspect))
         .route("/oauth2/validate", get(token_info::validate))
+        // The seeds' own paths, as aliases of the same handlers, so a client written
+        // from one of those documents works by changing only the host.
+        .route("/kraken/oauth2/authorize", get(authorize::start))
+        .route("/kraken/oauth2/token", post(token::token))
+        .route("/kraken/oauth2/revoke", post(token_info::revoke))
+        .route("/oauth2/token/revoke", post(token_info::revoke))
+        .route("/api/v1.0/authorize", get(authorize::start))
+        .route("/api/v1.0/token", post(token::token))
 }

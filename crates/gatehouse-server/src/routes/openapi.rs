@@ -18,10 +18,35 @@ impl Modify for Security {
     }
 }
 
+/// The seeds' paths served by the same handlers as the canonical ones (routes/mod.rs).
+/// Only JSON endpoints are in the document, so the authorize aliases are not.
+pub const ALIASES: &[(&str, &str, &str)] = &[
+    ("/kraken/oauth2/token", "/oauth2/token", "Twitch kraken"),
+    ("/kraken/oauth2/revoke", "/oauth2/revoke", "Twitch kraken"),
+    ("/oauth2/token/revoke", "/oauth2/revoke", "Nightbot"),
+    ("/api/v1.0/token", "/oauth2/token", "Streamlabs"),
+];
+
+struct Aliases;
+
+impl Modify for Aliases {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        for (alias, canonical, dialect) in ALIASES {
+            let Some(mut item) = api.paths.paths.get(*canonical).cloned() else { continue };
+            for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+                op.operation_id = op.operation_id.as_ref().map(|id| format!("{id}_{}", alias.replace(['/', '.'], "_")));
+                op.summary = Some(format!("Alias of {canonical} ({dialect})"));
+                op.description = Some(format!("The same endpoint as `{canonical}`, at the path {dialect} documents."));
+            }
+            api.paths.paths.insert(alias.to_string(), item);
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Gatehouse", description = "OAuth 2.0 authorization server: token endpoints, OpenID Connect and the demo platform API."),
-    modifiers(&Security),
+    modifiers(&Security, &Aliases),
     paths(
         super::meta::healthz,
         super::meta::authorization_server_metadata,

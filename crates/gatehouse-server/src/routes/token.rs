@@ -1,6 +1,5 @@
 //! The token endpoint (RFC 6749 §3.2): one dispatch to the grant handlers of core.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -13,19 +12,20 @@ use gatehouse_core::model::ClientKind;
 use gatehouse_core::{ErrorCode, OAuthError};
 
 use crate::error::AppError;
-use crate::params::Params;
+use crate::oauth_params::OAuthParams;
 use crate::rate_limit::{self, Peer};
 use crate::wire::{ErrorBody, ScopeValue, TokenBody, TokenRequest};
 use crate::AppState;
 
 #[utoipa::path(
     post, path = "/oauth2/token", tag = "oauth",
-    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    request_body(content(
+        (TokenRequest = "application/x-www-form-urlencoded"), (TokenRequest = "multipart/form-data"), (TokenRequest = "application/json")
+    ), description = "In the body, or (Twitch style) the query string; each name once"),
     responses((status = 200, description = "Tokens", body = TokenBody), (status = "default", description = "An error", body = ErrorBody)),
     security((), ("client_basic" = []))
 )]
-pub async fn token(State(state): State<AppState>, Peer(peer): Peer, headers: HeaderMap, body: Bytes) -> Result<Response, AppError> {
-    let p = Params::from_form(&headers, &body)?;
+pub async fn token(State(state): State<AppState>, Peer(peer): Peer, headers: HeaderMap, OAuthParams(p): OAuthParams) -> Result<Response, AppError> {
     let grant_type = p.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
     if !matches!(grant_type, "authorization_code" | "refresh_token" | "client_credentials" | DEVICE_CODE) {
         return Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "unsupported grant_type").into());

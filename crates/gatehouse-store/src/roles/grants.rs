@@ -3,6 +3,7 @@
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
+use gatehouse_core::device::slowed_interval;
 use gatehouse_core::model::{AuthorizationCode, Client, Consent, DeviceAuthorization, Family};
 use gatehouse_core::policy::RefreshCaps;
 use gatehouse_core::scope::ScopeSet;
@@ -213,12 +214,23 @@ impl<D: Db> Grants for SqlStore<D> {
                     };
                     let d = rows::device(row)?;
                     let too_fast = d.last_poll_at.is_some_and(|last| now - last < d.interval);
-                    let interval = if too_fast { d.interval + 5 } else { d.interval };
-                    tx.exec(
-                        "UPDATE device_authorizations SET last_poll_at = $2, poll_interval = $3 WHERE device_code_hash = $1",
-                        &[hash.into(), (*now).into(), interval.into()],
-                    )
-                    .await?;
+                    // A refused poll grows the interval (capped) but keeps the clock of
+                    // the last accepted one: else a client polling each second would be
+                    // refused until its code expired.
+                    if too_fast {
+                        let interval = slowed_interval(d.interval);
+                        tx.exec(
+                            "UPDATE device_authorizations SET poll_interval = $2 WHERE device_code_hash = $1",
+                            &[hash.into(), interval.into()],
+                        )
+                        .await?;
+                    } else {
+                        tx.exec(
+                            "UPDATE device_authorizations SET last_poll_at = $2 WHERE device_code_hash = $1",
+                            &[hash.into(), (*now).into()],
+                        )
+                        .await?;
+                    }
                     Ok(Some((d, too_fast)))
                 })
             })
