@@ -5,6 +5,7 @@ mod binary;
 mod common;
 
 mod api;
+mod app_names;
 mod backup;
 mod authorize_errors;
 mod budgets;

@@ -6,6 +6,7 @@
 //! [`clock::Clock`] so that expiry rules can be tested without waiting.
 
 pub mod accounts;
+pub mod app_name;
 pub mod authority;
 pub mod authorize;
 pub mod client_auth;

@@ -1,5 +1,6 @@
 //! Registering applications (clients) and rotating their secrets.
 
+use crate::app_name;
 use crate::authority::Authority;
 use crate::error::StoreError;
 use crate::model::{Client, ClientKind, CATEGORIES};
@@ -45,10 +46,7 @@ pub struct NewClient {
 
 /// Checks a registration: a name, a known category, at least one valid redirect URI.
 pub fn check(new: &NewClient) -> Result<(), RegistrationError> {
-    let name = new.name.trim();
-    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-        return Err(RegistrationError::Invalid("a name is 1 to 64 printable characters".into()));
-    }
+    app_name::normalize(&new.name).map_err(|why| RegistrationError::Invalid(why.into()))?;
     if !CATEGORIES.iter().any(|(k, _)| *k == new.category) {
         return Err(RegistrationError::Invalid(format!(
             "category must be one of: {}",
@@ -71,10 +69,11 @@ pub fn check(new: &NewClient) -> Result<(), RegistrationError> {
 /// time the secret exists outside the caller's hands.
 pub async fn register(auth: &Authority, new: NewClient) -> Result<(Client, Option<String>), RegistrationError> {
     check(&new)?;
+    let name = distinct_name(auth, &new.name, None).await?;
     let secret = (new.kind == ClientKind::Confidential).then(new_secret);
     let client = Client {
         id: new_client_id(),
-        name: new.name.trim().to_string(),
+        name,
         owner_user_id: new.owner_user_id,
         category: new.category,
         kind: new.kind,
@@ -115,13 +114,27 @@ pub async fn rotate_secret(
 /// Applies a developer's edit: the same rules as registration.
 pub async fn update(auth: &Authority, client: &Client, edit: NewClient) -> Result<(), RegistrationError> {
     check(&edit)?;
+    let name = distinct_name(auth, &edit.name, Some(&client.id)).await?;
     let found = auth
         .store
-        .update_client(&client.id, edit.name.trim(), &edit.category, &edit.redirect_uris, edit.allow_implicit)
+        .update_client(&client.id, &name, &edit.category, &edit.redirect_uris, edit.allow_implicit)
         .await?;
     if found {
         Ok(())
     } else {
         Err(RegistrationError::NotFound)
     }
+}
+
+/// The name in its stored form, if no other application's name looks like it. The
+/// store's unique index still decides between two registrations of one name at once;
+/// look-alikes are compared here, against every registered name (registrations are few).
+async fn distinct_name(auth: &Authority, raw: &str, except: Option<&str>) -> Result<String, RegistrationError> {
+    let name = app_name::normalize(raw).map_err(|why| RegistrationError::Invalid(why.into()))?;
+    let key = app_name::look_alike_key(&name);
+    let others = auth.store.list_clients(None).await?;
+    if others.iter().any(|c| Some(c.id.as_str()) != except && app_name::look_alike_key(&c.name) == key) {
+        return Err(RegistrationError::NameTaken);
+    }
+    Ok(name)
 }
