@@ -1,5 +1,6 @@
 //! Remembered consent, force_verify, prompt and incremental authorization.
 
+use gatehouse_core::model::ClientKind;
 use reqwest::StatusCode;
 
 use crate::common::*;
@@ -89,4 +90,41 @@ async fn wrong_password_is_refused_without_saying_which_part() {
     let res = f.browser.sign_in("nobody", "not-the-password").await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert!(res.text().await.unwrap().contains("Incorrect username or password"));
+}
+
+/// RFC 8252 §8.6 (issue 24, finding 7): with consent on record, a request for a public
+/// client at a loopback redirect (any program on the machine can listen there and pose
+/// as the app) is asked again; one at the client's own https redirect is not.
+#[tokio::test]
+async fn a_public_clients_consent_is_asked_again_unless_its_redirect_proves_it() {
+    use gatehouse_core::registration::{self, NewClient};
+    let f = Fixture::new().await;
+    let native = f.server.add_client("Native", &f.user, ClientKind::Public, false).await;
+    let challenge = "code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256";
+    let q = code_query(&native.id, "user_read", challenge);
+    f.browser.authorize_and_allow(&q, "alice").await;
+    assert!(matches!(f.browser.authorize(&format!("/oauth2/authorize?{q}"), "alice").await, Outcome::Consent(_)), "asked again");
+    let silent = code_query(&native.id, "user_read", &format!("{challenge}&prompt=none"));
+    match f.browser.authorize(&format!("/oauth2/authorize?{silent}"), "alice").await {
+        Outcome::Redirected(url) => assert_eq!(query_param(&url, "error").as_deref(), Some("consent_required")),
+        other => panic!("{other:?}"),
+    }
+
+    let new = NewClient {
+        name: "Web SPA".into(),
+        owner_user_id: f.user.id.clone(),
+        category: "chat_bot".into(),
+        kind: ClientKind::Public,
+        allow_implicit: false,
+        redirect_uris: vec!["https://spa.example/cb".into()],
+        jwt_access_tokens: false,
+    };
+    let (spa, _) = registration::register(&f.server.auth, new).await.unwrap();
+    let q = code_query(&spa.id, "user_read", challenge).replace(&urlencode(REDIRECT), &urlencode("https://spa.example/cb"));
+    f.browser.authorize_and_allow(&q, "alice").await;
+    assert!(matches!(f.browser.authorize(&format!("/oauth2/authorize?{q}"), "alice").await, Outcome::Redirected(_)), "remembered");
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

@@ -241,8 +241,24 @@ pub async fn consent_state(
     let must_ask = req.force_verify
         || req.prompt == Some(Prompt::Consent)
         || !remembered
-        || !req.scopes.is_subset_of(&previously_granted);
+        || !req.scopes.is_subset_of(&previously_granted)
+        || !identity_assured(req);
     Ok(ConsentState { must_ask, previously_granted })
+}
+
+/// Whether the redirect proves which app asks (RFC 8252 §8.6). A confidential client
+/// proves itself with its secret at the token endpoint; a public client only by an https
+/// redirect on a host it controls. Another program on the user's machine can pose as a
+/// native app at a loopback port or a custom scheme, so such a request is asked again,
+/// consent on record or not.
+fn identity_assured(req: &AuthorizeRequest) -> bool {
+    if req.client.kind != ClientKind::Public {
+        return true;
+    }
+    match url::Url::parse(&req.redirect.uri) {
+        Ok(uri) => uri.scheme() == "https" && !crate::redirect::is_loopback(&uri),
+        Err(_) => false,
+    }
 }
 
 /// The user allowed the request: on the consent page (`on_record` is None), or by the
