@@ -243,6 +243,23 @@ mod cases {
         }
     }
 
+    /// A device authorization for `c` waiting for its user, polled every 5 s at most.
+    pub fn pending_device(c: &Client, now: i64) -> DeviceAuthorization {
+        DeviceAuthorization {
+            device_code_hash: random_token(64),
+            user_code_hash: random_token(64),
+            client_id: c.id.clone(),
+            scopes: scopes("chat_login"),
+            status: DeviceStatus::Pending,
+            user_id: None,
+            auth_time: None,
+            created_at: now,
+            expires_at: now + 600,
+            interval: 5,
+            last_poll_at: None,
+        }
+    }
+
     async fn refresh_live(store: &dyn Store, hash: &str) -> bool {
         let r = store.find_refresh_token(hash).await.unwrap().unwrap();
         !r.revoked && r.rotated_at.is_none()
@@ -812,19 +829,7 @@ mod cases {
     pub async fn device_authorizations_poll_decide_and_redeem_once(store: Arc<dyn Store>) {
         let u = user(&*store, "alice").await;
         let c = client(&*store, &u, "TV").await;
-        let d = DeviceAuthorization {
-            device_code_hash: random_token(64),
-            user_code_hash: random_token(64),
-            client_id: c.id.clone(),
-            scopes: scopes("chat_login"),
-            status: DeviceStatus::Pending,
-            user_id: None,
-            auth_time: None,
-            created_at: NOW,
-            expires_at: NOW + 600,
-            interval: 5,
-            last_poll_at: None,
-        };
+        let d = pending_device(&c, NOW);
         store.insert_device(&d).await.unwrap();
         let dup = DeviceAuthorization { device_code_hash: random_token(64), ..d.clone() };
         assert!(matches!(store.insert_device(&dup).await, Err(StoreError::Conflict(_))), "user codes are unique");

@@ -4,11 +4,9 @@
 use std::sync::Arc;
 
 use gatehouse_core::device::MAX_POLL_INTERVAL;
-use gatehouse_core::model::*;
-use gatehouse_core::secret::random_token;
 use gatehouse_core::store::Store;
 
-use super::cases::{client, scopes, user};
+use super::cases::{client, pending_device, user};
 
 const NOW: i64 = 1_800_000_000;
 
@@ -17,19 +15,7 @@ const NOW: i64 = 1_800_000_000;
 pub async fn refused_polls_do_not_restart_the_clock(store: Arc<dyn Store>) {
     let u = user(&*store, "bob").await;
     let c = client(&*store, &u, "Console").await;
-    let d = DeviceAuthorization {
-        device_code_hash: random_token(64),
-        user_code_hash: random_token(64),
-        client_id: c.id.clone(),
-        scopes: scopes("chat_login"),
-        status: DeviceStatus::Pending,
-        user_id: None,
-        auth_time: None,
-        created_at: NOW,
-        expires_at: NOW + 600,
-        interval: 5,
-        last_poll_at: None,
-    };
+    let d = pending_device(&c, NOW);
     store.insert_device(&d).await.unwrap();
     let mut accepted = Vec::new();
     for t in 0..=70 {
