@@ -22,6 +22,7 @@ mod crash;
 mod device;
 mod faults;
 mod dialects;
+mod events;
 mod hardening;
 mod oidc;
 mod pages;
