@@ -93,7 +93,7 @@ impl KeyEncryptionKey {
 
 struct ActiveKey {
     kid: String,
-    encoding: jsonwebtoken::EncodingKey,
+    pair: ring::signature::RsaKeyPair,
 }
 
 /// Signing keys: the newest unretired one signs; retired ones stay published for a while.
@@ -183,8 +183,11 @@ impl Keyring {
             tracing::error!(error = %e, kid = %newest.kid, "cannot load the signing key");
             OAuthError::server_error()
         })?;
-        let encoding = jsonwebtoken::EncodingKey::from_rsa_der(&der);
-        let key = Arc::new(ActiveKey { kid: newest.kid, encoding });
+        let pair = ring::signature::RsaKeyPair::from_der(&der).map_err(|e| {
+            tracing::error!(error = %e, kid = %newest.kid, "the signing key is not a usable RSA key");
+            OAuthError::server_error()
+        })?;
+        let key = Arc::new(ActiveKey { kid: newest.kid, pair });
         *self.active.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), key.clone()));
         Ok(key)
     }
@@ -208,21 +211,53 @@ impl Keyring {
         Ok(serde_json::json!({ "keys": published }))
     }
 
+    /// A compact JWS (RFC 7515) of `claims`, signed RS256 with the active key.
     pub async fn sign<T: Serialize>(&self, store: &dyn Store, now: i64, claims: &T, typ: &str) -> Result<String, OAuthError> {
         let key = self.active_key(store, now).await?;
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-        header.kid = Some(key.kid.clone());
-        header.typ = Some(typ.to_string());
-        jsonwebtoken::encode(&header, claims, &key.encoding).map_err(|e| {
+        sign_rs256(&key, claims, typ).map_err(|e| {
             tracing::error!(error = %e, "signing failed");
             OAuthError::server_error()
         })
     }
 }
 
+fn sign_rs256<T: Serialize>(key: &ActiveKey, claims: &T, typ: &str) -> Result<String, String> {
+    let header = serde_json::json!({ "alg": "RS256", "typ": typ, "kid": key.kid });
+    let claims = serde_json::to_vec(claims).map_err(|e| e.to_string())?;
+    let mut jws = format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims));
+    let mut signature = vec![0; key.pair.public().modulus_len()];
+    let rng = ring::rand::SystemRandom::new();
+    key.pair
+        .sign(&ring::signature::RSA_PKCS1_SHA256, &rng, jws.as_bytes(), &mut signature)
+        .map_err(|_| "RSA signing failed".to_string())?;
+    jws.push('.');
+    jws.push_str(&URL_SAFE_NO_PAD.encode(signature));
+    Ok(jws)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generated_keys_sign_rs256_that_their_public_key_verifies() {
+        let private = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap();
+        let der = private.to_pkcs1_der().unwrap();
+        let key = ActiveKey { kid: "k1".into(), pair: ring::signature::RsaKeyPair::from_der(der.as_bytes()).unwrap() };
+        let jws = sign_rs256(&key, &serde_json::json!({ "sub": "alice" }), "JWT").unwrap();
+        let parts: Vec<&str> = jws.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let header: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+        assert_eq!(header, serde_json::json!({ "alg": "RS256", "typ": "JWT", "kid": "k1" }));
+        let claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        assert_eq!(claims["sub"], "alice");
+        let public = ring::signature::RsaPublicKeyComponents { n: private.n().to_bytes_be(), e: private.e().to_bytes_be() };
+        let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+        let signed = format!("{}.{}", parts[0], parts[1]);
+        public.verify(&ring::signature::RSA_PKCS1_2048_8192_SHA256, signed.as_bytes(), &signature).expect("verifies");
+        let tampered = format!("{}.{}", parts[0], URL_SAFE_NO_PAD.encode(br#"{"sub":"mallory"}"#));
+        assert!(public.verify(&ring::signature::RSA_PKCS1_2048_8192_SHA256, tampered.as_bytes(), &signature).is_err());
+    }
 
     #[test]
     fn sealed_keys_open_only_with_their_key_and_id() {
