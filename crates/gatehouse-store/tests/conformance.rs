@@ -327,10 +327,14 @@ mod cases {
         // Expired: never handed over.
         store.put_secret_note(&s.id_hash, &c.id, "sealed-3", NOW + 600).await.unwrap();
         assert_eq!(store.take_secret_note(&s.id_hash, &c.id, NOW + 600).await.unwrap(), None);
-        // Purged when expired, and gone with its session.
+        // Purged when expired (a fresh note of the same session for another client
+        // stays), and gone with its session.
+        let other = client(&*store, &u, "Other App").await;
         store.put_secret_note(&s.id_hash, &c.id, "sealed-4", NOW + 600).await.unwrap();
+        store.put_secret_note(&s.id_hash, &other.id, "fresh", NOW + 900).await.unwrap();
         assert!(store.purge_expired(NOW + 601).await.unwrap() >= 1);
         assert_eq!(store.take_secret_note(&s.id_hash, &c.id, NOW).await.unwrap(), None, "purged");
+        assert_eq!(store.take_secret_note(&s.id_hash, &other.id, NOW + 601).await.unwrap().as_deref(), Some("fresh"));
         store.put_secret_note(&s.id_hash, &c.id, "sealed-5", NOW + 600).await.unwrap();
         store.delete_session(&s.id_hash).await.unwrap();
         assert_eq!(store.take_secret_note(&s.id_hash, &c.id, NOW).await.unwrap(), None, "signed out");

@@ -96,7 +96,8 @@ const PURGE_RULES: [(&str, &str, &str, Option<i64>); 10] = [
     ("authorization_codes", "code_hash", "expires_at <= $1", Some(3600)),
     ("device_authorizations", "device_code_hash", "expires_at <= $1", Some(3600)),
     ("sessions", "id_hash", "expires_at <= $1", Some(0)),
-    ("secret_notes", "session_hash", "expires_at <= $1", Some(0)),
+    // Keyed by both columns: a session's other, fresh notes stay.
+    ("secret_notes", "session_hash, client_id", "expires_at <= $1", Some(0)),
     ("access_tokens", "token_hash", "expires_at <= $1", Some(0)),
     ("access_tokens", "token_hash", "revoked = 1", None),
     ("refresh_tokens", "token_hash", "expires_at <= $1", Some(0)),
@@ -116,7 +117,7 @@ impl<D: Db> Upkeep for SqlStore<D> {
         let mut total = 0;
         for (table, key, cond, before) in PURGE_RULES {
             let sql =
-                format!("DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE {cond} LIMIT {PURGE_BATCH})");
+                format!("DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM {table} WHERE {cond} LIMIT {PURGE_BATCH})");
             let args: Vec<_> = before.map(|b| (now - b).into()).into_iter().collect();
             loop {
                 let n = self.db.write(&sql, &args).await?;
