@@ -11,7 +11,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use gatehouse_core::events::{Event, EventKind};
 use gatehouse_core::model::ClientKind;
 use gatehouse_core::registration::{self, NewClient};
@@ -81,11 +81,13 @@ enum Command {
 enum KeysCommand {
     /// Make a new signing key; old keys stay in the JWKS until their tokens expire
     Rotate {
+        /// One JSON object on stdout
         #[arg(long)]
         json: bool,
     },
     /// List signing keys
     List {
+        /// One JSON object on stdout
         #[arg(long)]
         json: bool,
     },
@@ -95,8 +97,10 @@ enum KeysCommand {
 enum UserCommand {
     /// Add a user; the password is read from standard input
     Add {
+        /// The username: 3 to 25 letters, digits or underscores
         #[arg(long)]
         login: String,
+        /// The user's email address
         #[arg(long)]
         email: String,
         /// Read the password from standard input (required: passwords never go in argv)
@@ -109,6 +113,7 @@ enum UserCommand {
 enum ClientCommand {
     /// Register an application
     Create {
+        /// The application's name, shown to users when they authorize it (unique)
         #[arg(long)]
         name: String,
         /// Login of the user who owns the application
@@ -129,25 +134,43 @@ enum ClientCommand {
         /// Issue RFC 9068 JWT access tokens to this client
         #[arg(long)]
         jwt_access_tokens: bool,
+        /// One JSON object on stdout
         #[arg(long)]
         json: bool,
     },
     /// List applications
     List {
+        /// One JSON object on stdout
         #[arg(long)]
         json: bool,
     },
     /// Delete an application and every token issued to it
-    Delete { client_id: String },
+    Delete {
+        /// The application's client id
+        client_id: String,
+    },
     /// Give an application a new secret
     RotateSecret {
+        /// The application's client id
         client_id: String,
         /// Keep the old secret working for this many seconds
         #[arg(long)]
         grace: Option<i64>,
+        /// One JSON object on stdout
         #[arg(long)]
         json: bool,
     },
+}
+
+/// The command line, with the server-side options (global, for the admin commands)
+/// hidden from `token`'s help: a client command never opens a database. Hidden copies
+/// of them in `token` take their place (clap copies a global option into a subcommand
+/// only where the subcommand has none of that name).
+fn command() -> clap::Command {
+    Cli::command().mut_subcommand("token", |t| {
+        t.arg(clap::Arg::new("config").long("config").value_parser(clap::value_parser!(PathBuf)).hide(true))
+            .arg(clap::Arg::new("database_url").long("database-url").value_parser(clap::value_parser!(String)).hide(true))
+    })
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -157,7 +180,10 @@ static ALLOCATOR: alloc::Allocator = alloc::Allocator;
 fn main() -> ExitCode {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     alloc::init();
-    let cli = Cli::parse();
+    let cli = match Cli::from_arg_matches(&command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     // Log lines go to stderr from a thread of their own, written a batch at a time: one
     // line per request written inline cost a pipe write and a wake-up of the reader on
     // the request's thread (a fifth of the server's CPU under load). Nothing is dropped

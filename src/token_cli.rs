@@ -48,6 +48,9 @@ pub struct TokenArgs {
     /// Host name in the redirect URI
     #[arg(long, default_value = "localhost")]
     redirect_host: String,
+    /// Seconds to wait for the browser to come back with -u
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    timeout: u64,
     /// Print the URL instead of opening a browser
     #[arg(long)]
     no_browser: bool,
@@ -56,10 +59,13 @@ pub struct TokenArgs {
     json: bool,
 }
 
-/// Exit codes scripts can rely on.
+/// Exit codes scripts can rely on: 1 the server said no (or the person did), 2 the
+/// command line was wrong, 3 the server could not be reached, 4 a problem on this
+/// machine (the redirect port is taken, the settings file cannot be written).
 pub const EXIT_REFUSED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_UNREACHABLE: u8 = 3;
+pub const EXIT_LOCAL: u8 = 4;
 
 pub struct Failure {
     pub code: u8,
@@ -69,11 +75,26 @@ pub struct Failure {
 impl From<ClientError> for Failure {
     fn from(e: ClientError) -> Self {
         let code = match e {
-            ClientError::Server { .. } => EXIT_REFUSED,
+            ClientError::Server { .. } | ClientError::Rejected { .. } => EXIT_REFUSED,
             ClientError::Network(_) => EXIT_UNREACHABLE,
+            ClientError::PortInUse(_) => EXIT_LOCAL,
             ClientError::Other(_) => EXIT_REFUSED,
         };
-        Failure { code, message: e.to_string() }
+        let message = match &e {
+            ClientError::PortInUse(port) => format!(
+                "port {port} is already in use: pass --port with a free one (its http://localhost:PORT registered in the console), \
+                 or --port 0 for any free port"
+            ),
+            ClientError::Rejected { reason, redirect } if reason.contains("redirect_uri") => {
+                format!("{reason}: register {redirect} as an OAuth Redirect URL of this application in the console, or pass --port to use one that is")
+            }
+            ClientError::Rejected { reason, .. } if reason.contains("client") => format!("{reason}: check --client-id"),
+            ClientError::Server { error, .. } if error == "invalid_client" => {
+                format!("{e}: check --client-id and --client-secret (a confidential client needs its secret)")
+            }
+            _ => e.to_string(),
+        };
+        Failure { code, message }
     }
 }
 
@@ -179,10 +200,31 @@ fn stop(spin: Option<tokio::task::JoinHandle<()>>) {
     }
 }
 
+fn print_validation(v: &gatehouse_client::Validation, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(v).unwrap_or_default());
+        return;
+    }
+    println!("Client ID: {}", v.client_id);
+    if let (Some(login), Some(id)) = (&v.login, &v.user_id) {
+        println!("User: {login} ({id})");
+    } else {
+        println!("App access token (no user)");
+    }
+    println!("Scopes: {}", if v.scopes.is_empty() { "(none)".to_string() } else { v.scopes.join(" ") });
+    println!("Expires in: {} seconds", v.expires_in);
+}
+
 pub async fn run(args: TokenArgs) -> Result<(), Failure> {
     let mut remembered = load();
-    let changed = args.server.is_some() || args.client_id.is_some() || args.client_secret.is_some();
     let server = args.server.clone().or(remembered.server.clone()).unwrap_or_else(|| "http://localhost:8080".into());
+    if let Some(token) = &args.validate {
+        // Validation asks the server about the token alone: no client needed.
+        let gh = Gatehouse::discover(&server, args.client_id.as_deref().unwrap_or(""), None).await?;
+        print_validation(&gh.validate(token).await?, args.json);
+        return Ok(());
+    }
+    let changed = args.server.is_some() || args.client_id.is_some() || args.client_secret.is_some();
     // Revoking another client's token names that client; it is not remembered then.
     let client_id = args
         .client_id
@@ -194,49 +236,27 @@ pub async fn run(args: TokenArgs) -> Result<(), Failure> {
     let scopes: Vec<&str> = args.scopes.split_whitespace().collect();
 
     let gh = Gatehouse::discover(&server, &client_id, secret.as_deref()).await?;
-    if changed && args.revoke.is_none() {
-        remembered.server = Some(server.clone());
-        if remembered.client_id.as_deref() != Some(&client_id) {
-            remembered.client_secret = None;
-        }
-        remembered.client_id = Some(client_id.clone());
-        if args.client_secret.is_some() {
-            remembered.client_secret = args.client_secret.clone();
-        }
-        save(&remembered).map_err(|e| Failure { code: EXIT_USAGE, message: format!("cannot save settings: {e}") })?;
-    }
 
     if let Some(token) = &args.revoke {
+        // RFC 7009: the server answers 200 whether or not it knew the token, so ask first
+        // whether it is a live access token, and say only what is known.
+        let live = gh.validate(token).await.is_ok();
         gh.revoke(token).await?;
         if args.json {
-            println!("{}", serde_json::json!({ "revoked": true }));
+            println!("{}", serde_json::json!({ "accepted": true, "was_live_access_token": live }));
+        } else if live {
+            println!("Access token revoked.");
         } else {
-            println!("Token revoked.");
+            println!(
+                "The server accepted the revocation, but this was not a live access token. It answers the same for a \
+                 token it does not know (RFC 7009): if it was a refresh token of this client, that is revoked; otherwise nothing changed."
+            );
         }
         return Ok(());
     }
-    if let Some(token) = &args.validate {
-        let v = gh.validate(token).await?;
-        if args.json {
-            println!("{}", serde_json::to_string(&v).unwrap_or_default());
-        } else {
-            println!("Client ID: {}", v.client_id);
-            if let (Some(login), Some(id)) = (&v.login, &v.user_id) {
-                println!("User: {login} ({id})");
-            } else {
-                println!("App access token (no user)");
-            }
-            println!("Scopes: {}", if v.scopes.is_empty() { "(none)".to_string() } else { v.scopes.join(" ") });
-            println!("Expires in: {} seconds", v.expires_in);
-        }
-        return Ok(());
-    }
-    if let Some(rt) = &args.refresh {
-        let t = gh.refresh(rt).await?;
-        print_tokens("User", &t, args.json);
-        return Ok(());
-    }
-    if args.device {
+    let (kind, tokens) = if let Some(rt) = &args.refresh {
+        ("User", gh.refresh(rt).await?)
+    } else if args.device {
         let spin_slot = std::sync::Mutex::new(None);
         let t = gh
             .device_token(&scopes, |d| {
@@ -248,15 +268,13 @@ pub async fn run(args: TokenArgs) -> Result<(), Failure> {
             })
             .await;
         stop(spin_slot.lock().unwrap_or_else(|e| e.into_inner()).take());
-        print_tokens("User", &t?, args.json);
-        return Ok(());
-    }
-    if args.user {
+        ("User", t?)
+    } else if args.user {
         let options = LoopbackOptions {
             port: args.port,
             redirect_host: args.redirect_host.clone(),
             force_verify: args.forceverify,
-            ..Default::default()
+            timeout: Duration::from_secs(args.timeout),
         };
         let no_browser = args.no_browser;
         let spin_slot = std::sync::Mutex::new(None);
@@ -271,10 +289,22 @@ pub async fn run(args: TokenArgs) -> Result<(), Failure> {
             })
             .await;
         stop(spin_slot.lock().unwrap_or_else(|e| e.into_inner()).take());
-        print_tokens("User", &t?, args.json);
-        return Ok(());
+        ("User", t?)
+    } else {
+        ("App", gh.app_token(&scopes).await?)
+    };
+    // Remembered only now: the server accepted these credentials.
+    if changed {
+        remembered.server = Some(server.clone());
+        if remembered.client_id.as_deref() != Some(&client_id) {
+            remembered.client_secret = None;
+        }
+        remembered.client_id = Some(client_id.clone());
+        if args.client_secret.is_some() {
+            remembered.client_secret = args.client_secret.clone();
+        }
+        save(&remembered).map_err(|e| Failure { code: EXIT_LOCAL, message: format!("cannot save settings: {e}") })?;
     }
-    let t = gh.app_token(&scopes).await?;
-    print_tokens("App", &t, args.json);
+    print_tokens(kind, &tokens, args.json);
     Ok(())
 }

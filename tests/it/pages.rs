@@ -36,12 +36,24 @@ async fn sign_up_register_manage_rotate_edit_and_delete() {
     assert!(html.contains("You have not registered an application yet"));
 
     let app = [("name", "Stream Deck Plugin"), ("redirect_uris", "https://deck.example/cb\r\nhttp://localhost:3000/cb"), ("category", "broadcaster_suite"), ("client_type", "confidential")];
+    // POST-redirect-GET: the secret is shown by the page the POST redirects to, once.
     let res = post(&b, "/console/apps/new", "/console/apps/new", &app).await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let html = res.text().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let shown_at = location(&res);
+    let (status, html) = get(&b, &shown_at).await;
+    assert_eq!(status, StatusCode::OK);
     let id = between(&html, "<code id=\"client-id\">", "</code>").to_string();
+    assert_eq!(shown_at, format!("/console/apps/{id}/secret"));
     let secret = between(&html, "<code class=\"secret\" id=\"client-secret\">", "</code>").to_string();
     assert_eq!(secret.len(), 50);
+    let (status, again) = get(&b, &shown_at).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!again.contains(&secret) && again.contains("shown once"), "a reload shows it no more: {again}");
+    // Never in the database in the clear (the note's pages are still in the file or its WAL).
+    for file in [server.db_path.clone(), server.db_path.with_extension("db-wal")] {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "{} holds the secret", file.display());
+    }
     let client = TestClient { id: id.clone(), secret: Some(secret.clone()) };
     assert_eq!(server.token(&client, &[("grant_type", "client_credentials")]).await.0, StatusCode::OK);
 
@@ -52,9 +64,14 @@ async fn sign_up_register_manage_rotate_edit_and_delete() {
     let res = post(&b, "/console/apps/new", "/console/apps/new", &[("name", "STREAM deck plugin"), ("redirect_uris", "https://x.example/cb"), ("category", "other")]).await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
 
-    // New Secret: the old one stops at once.
+    // New Secret with no grace asks first; confirmed, the old one stops at once.
     let res = post(&b, &format!("/console/apps/{id}"), &format!("/console/apps/{id}/secret"), &[("grace", "0")]).await;
-    let html = res.text().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.unwrap().contains("stops working at once"));
+    assert_eq!(server.token(&client, &[("grant_type", "client_credentials")]).await.0, StatusCode::OK, "not rotated yet");
+    let res = post(&b, &format!("/console/apps/{id}"), &format!("/console/apps/{id}/secret"), &[("grace", "0"), ("confirm", "yes")]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, html) = get(&b, &location(&res)).await;
     let new_secret = between(&html, "<code class=\"secret\" id=\"client-secret\">", "</code>").to_string();
     assert!(html.contains("no longer works"));
     assert_eq!(server.token(&client, &[("grant_type", "client_credentials")]).await.0, StatusCode::UNAUTHORIZED);
@@ -77,7 +94,12 @@ async fn sign_up_register_manage_rotate_edit_and_delete() {
     // Delete revokes what was issued.
     let (_, t) = server.token(&rotated, &[("grant_type", "client_credentials")]).await;
     let res = post(&b, &format!("/console/apps/{id}"), &format!("/console/apps/{id}/delete"), &[]).await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.unwrap().contains("Delete Deck Plugin?"), "asks first");
+    assert_eq!(server.validate(&s(&t, "access_token")).await, StatusCode::OK, "nothing deleted yet");
+    let res = post(&b, &format!("/console/apps/{id}"), &format!("/console/apps/{id}/delete"), &[("confirm", "yes")]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.unwrap().contains("Deleted Deck Plugin: its tokens were revoked."));
     assert_eq!(server.validate(&s(&t, "access_token")).await, StatusCode::UNAUTHORIZED);
     assert!(server.auth.store.find_client(&id).await.unwrap().is_none());
 
@@ -99,9 +121,14 @@ async fn connections_list_and_disconnect() {
     let (status, html) = get(&f.browser, "/settings/connections").await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("My Bot") && html.contains("Log into chat and send messages as you"), "{html}");
-    let res = post(&f.browser, "/settings/connections", &format!("/settings/connections/{}/disconnect", f.client.id), &[]).await;
+    let disconnect = format!("/settings/connections/{}/disconnect", f.client.id);
+    let res = post(&f.browser, "/settings/connections", &disconnect, &[]).await;
+    assert!(res.text().await.unwrap().contains("Disconnect My Bot?"), "asks first");
+    assert_eq!(f.server.validate(&s(&t, "access_token")).await, StatusCode::OK, "not yet");
+    let res = post(&f.browser, "/settings/connections", &disconnect, &[("confirm", "yes")]).await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert!(!res.text().await.unwrap().contains("<h2>My Bot</h2>"));
+    let html = res.text().await.unwrap();
+    assert!(!html.contains("<h2>My Bot</h2>") && html.contains("Disconnected My Bot: its tokens were revoked."), "{html}");
     assert_eq!(f.server.validate(&s(&t, "access_token")).await, StatusCode::UNAUTHORIZED);
     let filter = gatehouse_core::events::EventFilter { client_id: Some(f.client.id.clone()), limit: 1, ..Default::default() };
     let last = f.server.auth.store.list_events(&filter).await.unwrap().remove(0);

@@ -66,6 +66,32 @@ async fn two_instances_share_sessions_codes_tokens_and_secrets() {
 
 #[tokio::test]
 #[ignore = "needs PostgreSQL: set GATEHOUSE_TEST_POSTGRES_URL and run with --include-ignored"]
+async fn a_new_secret_made_on_one_instance_is_shown_once_by_another() {
+    let Some(db) = PgDatabase::create().await else { return };
+    let (a, b) = two_instances(&db).await;
+    let user = a.add_user("alice").await;
+    let client = a.add_client("My Bot", &user, gatehouse_core::model::ClientKind::Confidential, false).await;
+    let browser = a.browser();
+    assert_eq!(browser.sign_in("alice", PASSWORD).await.status(), StatusCode::SEE_OTHER);
+    // New Secret posted to A (with a grace period: no confirmation step)...
+    let page = browser.http.get(a.url(&format!("/console/apps/{}", client.id))).send().await.unwrap().text().await.unwrap();
+    let csrf = hidden_inputs(&page).into_iter().find(|(k, _)| k == "csrf").unwrap().1;
+    let form = [("csrf", csrf.as_str()), ("grace", "3600")];
+    let res = browser.http.post(a.url(&format!("/console/apps/{}/secret", client.id))).form(&form).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let shown_at = location(&res);
+    // ...and the page it redirects to served by B: the note is in the database.
+    let html = browser.http.get(b.url(&shown_at)).send().await.unwrap().text().await.unwrap();
+    let start = html.find("id=\"client-secret\">").expect("B shows the secret") + "id=\"client-secret\">".len();
+    let secret = html[start..start + 50].to_string();
+    let again = browser.http.get(a.url(&shown_at)).send().await.unwrap().text().await.unwrap();
+    assert!(!again.contains(&secret) && again.contains("shown once"), "once, across instances");
+    let rotated = TestClient { id: client.id.clone(), secret: Some(secret) };
+    assert_eq!(b.token(&rotated, &[("grant_type", "client_credentials")]).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set GATEHOUSE_TEST_POSTGRES_URL and run with --include-ignored"]
 async fn concurrent_refreshes_on_postgres_yield_exactly_one_success() {
     let Some(db) = PgDatabase::create().await else { return };
     let server = TestServer::start_on(Some(&db.url), Policy::default(), ServerConfig::default()).await;

@@ -37,6 +37,13 @@ pub enum ClientError {
     /// The server could not be reached, or answered with something unreadable.
     #[error("cannot talk to the server: {0}")]
     Network(String),
+    /// The authorization endpoint refused the request outright (unknown client, a
+    /// redirect URI not registered): it would show the person an error page.
+    #[error("the server refused the authorization request: {reason} (redirect URI {redirect})")]
+    Rejected { reason: String, redirect: String },
+    /// The loopback listener's port is taken by another program.
+    #[error("port {0} is already in use")]
+    PortInUse(u16),
     /// Anything else: a bad URL, a callback that never came, a state mismatch.
     #[error("{0}")]
     Other(String),
@@ -228,6 +235,31 @@ impl Gatehouse {
             .await
             .map_err(token_error)?;
         Ok(TokenSet::from_response(&r, None))
+    }
+
+    /// Checks the client id (and secret, if any) with the token endpoint, without
+    /// getting a token: a code request that names no code fails `invalid_client` when
+    /// the credentials are wrong, and `invalid_request` (for the missing code) when not.
+    pub async fn check_client(&self) -> Result<(), ClientError> {
+        let mut form = vec![("grant_type", "authorization_code"), ("client_id", self.client_id.as_str())];
+        if let Some(secret) = &self.client_secret {
+            form.push(("client_secret", secret));
+        }
+        let res = self
+            .http
+            .post(&self.metadata.token_endpoint)
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| ClientError::Network(e.without_url().to_string()))?;
+        let body: serde_json::Value = res.json().await.unwrap_or_default();
+        match body["error"].as_str() {
+            Some(e @ ("invalid_client" | "unauthorized_client")) => Err(ClientError::Server {
+                error: e.to_string(),
+                description: body["error_description"].as_str().unwrap_or_default().to_string(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// The authorization code flow with PKCE for a person at this machine: listens on

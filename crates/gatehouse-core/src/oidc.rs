@@ -58,6 +58,10 @@ impl KeyEncryptionKey {
         Ok(KeyEncryptionKey(key))
     }
 
+    pub(crate) fn from_bytes(key: [u8; 32]) -> Self {
+        KeyEncryptionKey(key)
+    }
+
     /// A new random key and its base64 text, for a key file.
     pub fn generate() -> (Self, String) {
         let mut key = [0u8; 32];
@@ -67,7 +71,7 @@ impl KeyEncryptionKey {
 
     /// nonce ‖ ciphertext, base64. The key id is bound in as associated data, so a
     /// ciphertext cannot be moved to another key's row.
-    fn seal(&self, plaintext: &[u8], kid: &str) -> String {
+    pub(crate) fn seal(&self, plaintext: &[u8], kid: &str) -> String {
         let cipher = Aes256Gcm::new(&self.0.into());
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
@@ -79,7 +83,7 @@ impl KeyEncryptionKey {
         STANDARD.encode(out)
     }
 
-    fn open(&self, sealed: &str, kid: &str) -> Result<Vec<u8>, KeyError> {
+    pub(crate) fn open(&self, sealed: &str, kid: &str) -> Result<Vec<u8>, KeyError> {
         let bytes = STANDARD.decode(sealed).map_err(|_| KeyError::SealedNotBase64)?;
         if bytes.len() < 12 {
             return Err(KeyError::SealedTruncated);

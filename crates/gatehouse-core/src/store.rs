@@ -118,6 +118,12 @@ pub trait Clients: Send + Sync {
         redirect_uris: &[String],
         allow_implicit: bool,
     ) -> StoreResult<bool>;
+    /// Keeps a sealed note (a new client secret, to show once) for one browser session
+    /// and client, replacing any earlier one.
+    async fn put_secret_note(&self, session_hash: &str, client_id: &str, sealed: &str, expires_at: i64) -> StoreResult<()>;
+    /// Hands the note over once: it is deleted as it is read. None when there is none,
+    /// it was taken already, or it expired.
+    async fn take_secret_note(&self, session_hash: &str, client_id: &str, now: i64) -> StoreResult<Option<String>>;
 }
 
 /// What users granted: consents, authorization codes and device authorizations, and

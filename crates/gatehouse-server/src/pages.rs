@@ -26,6 +26,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("secret.html", include_str!("../templates/secret.html")),
     ("connections.html", include_str!("../templates/connections.html")),
     ("password.html", include_str!("../templates/password.html")),
+    ("confirm.html", include_str!("../templates/confirm.html")),
+    ("sign_out.html", include_str!("../templates/sign_out.html")),
 ];
 
 pub const STYLESHEET: &str = include_str!("../static/style.css");
@@ -67,5 +69,10 @@ impl Pages {
 
     pub fn error(&self, status: StatusCode, title: &str, detail: &str) -> Response {
         self.render("error.html", status, minijinja::context! { title, detail })
+    }
+
+    /// An error page that knows who is signed in, so its header says so (not "Sign in").
+    pub fn error_for(&self, user: Option<&str>, status: StatusCode, title: &str, detail: &str) -> Response {
+        self.render("error.html", status, minijinja::context! { title, detail, user })
     }
 }

@@ -86,6 +86,20 @@ impl Visitor {
             && presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(expected.as_bytes())))
     }
 
+    /// The stored session's key: the digest of the cookie.
+    pub fn session_hash(&self) -> String {
+        hash_secret(&self.sid)
+    }
+
+    /// Seals a note that only this browser's cookie opens (see `seal_for_holder`).
+    pub fn seal(&self, purpose: &str, note: &str) -> String {
+        gatehouse_core::secret::seal_for_holder(&self.sid, purpose, note)
+    }
+
+    pub fn open(&self, purpose: &str, sealed: &str) -> Option<String> {
+        gatehouse_core::secret::open_for_holder(&self.sid, purpose, sealed)
+    }
+
     pub fn cookie_header(&self) -> Option<HeaderValue> {
         self.set_cookie.clone()
     }

@@ -142,6 +142,7 @@ on_every_backend!(
     device_authorizations_poll_decide_and_redeem_once,
     refused_polls_do_not_restart_the_clock,
     events_are_listed_newest_first_by_filter_and_purged_by_age,
+    a_secret_note_is_taken_once_and_dies_with_its_session,
 );
 
 #[path = "conformance/device_polling.rs"]
@@ -311,6 +312,33 @@ mod cases {
         assert!(store.find_session(&s.id_hash, NOW + 10).await.unwrap().is_none());
         store.delete_session(&s.id_hash).await.unwrap();
         assert!(store.find_session(&s.id_hash, NOW).await.unwrap().is_none());
+    }
+
+    pub async fn a_secret_note_is_taken_once_and_dies_with_its_session(store: Arc<dyn Store>) {
+        let u = user(&*store, "alice").await;
+        let c = client(&*store, &u, "App").await;
+        let s = Session { id_hash: random_token(64), user_id: u.id.clone(), auth_time: NOW, expires_at: NOW + 3600 };
+        store.create_session(&s).await.unwrap();
+        store.put_secret_note(&s.id_hash, &c.id, "sealed-1", NOW + 600).await.unwrap();
+        // A second note for the same session and client replaces the first.
+        store.put_secret_note(&s.id_hash, &c.id, "sealed-2", NOW + 600).await.unwrap();
+        assert_eq!(store.take_secret_note("another-session", &c.id, NOW).await.unwrap(), None, "only its own session");
+        assert_eq!(store.take_secret_note(&s.id_hash, &c.id, NOW).await.unwrap().as_deref(), Some("sealed-2"));
+        assert_eq!(store.take_secret_note(&s.id_hash, &c.id, NOW).await.unwrap(), None, "shown once");
+        // Expired: never handed over.
+        store.put_secret_note(&s.id_hash, &c.id, "sealed-3", NOW + 600).await.unwrap();
+        assert_eq!(store.take_secret_note(&s.id_hash, &c.id, NOW + 600).await.unwrap(), None);
+        // Purged when expired (a fresh note of the same session for another client
+        // stays), and gone with its session.
+        let other = client(&*store, &u, "Other App").await;
+        store.put_secret_note(&s.id_hash, &c.id, "sealed-4", NOW + 600).await.unwrap();
+        store.put_secret_note(&s.id_hash, &other.id, "fresh", NOW + 900).await.unwrap();
+        assert!(store.purge_expired(NOW + 601).await.unwrap() >= 1);
+        assert_eq!(store.take_secret_note(&s.id_hash, &c.id, NOW).await.unwrap(), None, "purged");
+        assert_eq!(store.take_secret_note(&s.id_hash, &other.id, NOW + 601).await.unwrap().as_deref(), Some("fresh"));
+        store.put_secret_note(&s.id_hash, &c.id, "sealed-5", NOW + 600).await.unwrap();
+        store.delete_session(&s.id_hash).await.unwrap();
+        assert_eq!(store.take_secret_note(&s.id_hash, &c.id, NOW).await.unwrap(), None, "signed out");
     }
 
     pub async fn a_code_is_redeemed_once(store: Arc<dyn Store>) {

@@ -8,9 +8,9 @@ use gatehouse_core::accounts::{self, AccountError};
 use gatehouse_core::model::category_label;
 use serde::Deserialize;
 
-use super::login::{posted_form, safe_next, unavailable, with_cookie};
 use gatehouse_core::events::EventKind;
 
+use super::login::{app_name, next_query, posted_form, safe_next, unavailable, with_cookie};
 use crate::audit;
 use crate::error::AppError;
 use crate::rate_limit::{self, Peer};
@@ -32,8 +32,11 @@ pub struct NextQuery {
     next: Option<String>,
 }
 
-fn signup_page(state: &AppState, v: &Visitor, next: &str, login: &str, email: &str, error: Option<&str>, status: StatusCode) -> Response {
-    let ctx = minijinja::context! { csrf => v.csrf_token(), next, login, email, error, user => v.user().map(|u| u.login.clone()) };
+async fn signup_page(state: &AppState, v: &Visitor, next: &str, login: &str, email: &str, error: Option<&str>, status: StatusCode) -> Response {
+    let ctx = minijinja::context! {
+        csrf => v.csrf_token(), next, next_query => next_query(next), app => app_name(state, next).await,
+        login, email, error, user => v.user().map(|u| u.login.clone()),
+    };
     with_cookie(state.pages.render("signup.html", status, ctx), v)
 }
 
@@ -46,7 +49,7 @@ pub async fn signup_form(State(state): State<AppState>, headers: HeaderMap, Quer
         return signup_off(&state);
     }
     let Ok(visitor) = Visitor::load(&state, &headers).await else { return unavailable() };
-    signup_page(&state, &visitor, &safe_next(q.next.as_deref()), "", "", None, StatusCode::OK)
+    signup_page(&state, &visitor, &safe_next(q.next.as_deref()), "", "", None, StatusCode::OK).await
 }
 
 pub async fn signup(State(state): State<AppState>, Peer(peer): Peer, headers: HeaderMap, body: Bytes) -> Response {
@@ -62,7 +65,7 @@ pub async fn signup(State(state): State<AppState>, Peer(peer): Peer, headers: He
     let budget = state.config.rate_limits.login;
     let d = state.take_rate(&format!("signup:{}", state.client_ip(&headers, peer)), budget).await;
     if !d.allowed {
-        let mut res = signup_page(&state, &visitor, &next, &login, &email, Some("Too many attempts. Try again in a minute."), StatusCode::TOO_MANY_REQUESTS);
+        let mut res = signup_page(&state, &visitor, &next, &login, &email, Some("Too many attempts. Try again in a minute."), StatusCode::TOO_MANY_REQUESTS).await;
         rate_limit::add_headers(res.headers_mut(), budget, &d);
         return res;
     }
@@ -72,12 +75,12 @@ pub async fn signup(State(state): State<AppState>, Peer(peer): Peer, headers: He
     let made = tokio::task::spawn_blocking(move || accounts::new_user(&l, &e, &password, now)).await;
     let user = match made {
         Ok(Ok(u)) => u,
-        Ok(Err(err)) => return signup_page(&state, &visitor, &next, &login, &email, Some(&err.to_string()), StatusCode::BAD_REQUEST),
+        Ok(Err(err)) => return signup_page(&state, &visitor, &next, &login, &email, Some(&err.to_string()), StatusCode::BAD_REQUEST).await,
         Err(_) => return unavailable(),
     };
     if let Err(e) = state.auth.store.create_user(&user).await {
         if let AccountError::LoginTaken = AccountError::from(e.clone()) {
-            return signup_page(&state, &visitor, &next, &login, &email, Some("That username is taken."), StatusCode::CONFLICT);
+            return signup_page(&state, &visitor, &next, &login, &email, Some("That username is taken."), StatusCode::CONFLICT).await;
         }
         return AppError::page(e).into_response();
     }
@@ -145,16 +148,32 @@ pub async fn disconnect(
     Path(client_id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let (_, visitor) = match posted_form(&state, &headers, &body).await {
+    let (p, visitor) = match posted_form(&state, &headers, &body).await {
         Ok(form) => form,
         Err(refused) => return refused,
     };
     let Some(user) = visitor.user() else { return Redirect::to("/login?next=%2Fsettings%2Fconnections").into_response() };
+    let name = match state.auth.store.find_client(&client_id).await {
+        Ok(c) => c.map(|c| c.name).unwrap_or_else(|| "the application".into()),
+        Err(e) => return AppError::page(e).into_response(),
+    };
+    if p.get("confirm") != Some("yes") {
+        let ctx = minijinja::context! {
+            title => format!("Disconnect {name}?"),
+            detail => format!("{name} loses access to your account: every token it holds for you stops working, and it must ask you again."),
+            action => format!("/settings/connections/{client_id}/disconnect"),
+            fields => Vec::<(String, String)>::new(),
+            button => format!("Disconnect {name}"),
+            cancel => "/settings/connections",
+            csrf => visitor.csrf_token(), user => user.login.clone(),
+        };
+        return state.pages.render("confirm.html", StatusCode::OK, ctx);
+    }
     if let Err(e) = state.auth.store.disconnect(&user.id, &client_id).await {
         return AppError::page(e).into_response();
     }
     audit::record(&state, audit::event(&state, EventKind::ConsentRevoked, &headers, peer).actor(user).client(&client_id)).await;
-    connections_page(&state, &visitor, Some("Disconnected: the application's tokens no longer work.")).await
+    connections_page(&state, &visitor, Some(&format!("Disconnected {name}: its tokens were revoked."))).await
 }
 
 fn password_page(state: &AppState, v: &Visitor, error: Option<&str>, notice: Option<&str>, status: StatusCode) -> Response {
@@ -176,6 +195,10 @@ pub async fn change_password(State(state): State<AppState>, Peer(peer): Peer, he
     };
     let Some((session, user)) = visitor.signed_in.clone() else { return Redirect::to("/login?next=%2Fsettings%2Fpassword").into_response() };
     let (current, new) = (p.get("current_password").unwrap_or("").to_string(), p.get("new_password").unwrap_or("").to_string());
+    if new == current {
+        let same = "The new password is the same as the current one: choose a different one.";
+        return password_page(&state, &visitor, Some(same), None, StatusCode::BAD_REQUEST);
+    }
     if let Err(e) = accounts::check_new_password(&new, &user.login, &user.email) {
         return password_page(&state, &visitor, Some(&e.to_string()), None, StatusCode::BAD_REQUEST);
     }

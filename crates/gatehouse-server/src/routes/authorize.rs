@@ -36,6 +36,32 @@ fn login_redirect(params: &AuthorizeParams) -> Response {
     Redirect::to(&format!("/login?{q}")).into_response()
 }
 
+/// A request that cannot go back to the app, told to the person at the browser: with
+/// their name in the header when signed in, the redirect URL that was sent, and, for the
+/// app's owner, the registered ones and where to fix them.
+async fn refused_page(state: &AppState, headers: &HeaderMap, params: &AuthorizeParams, e: OAuthError) -> Response {
+    let visitor = Visitor::load(state, headers).await.ok();
+    let user = visitor.as_ref().and_then(|v| v.user());
+    let client = match params.client_id.as_deref() {
+        Some(id) => state.auth.store.find_client(id).await.ok().flatten(),
+        None => None,
+    };
+    // Only when the redirect URL is what is wrong: then it and the registered ones help.
+    let about_redirect = client.is_some() && e.description.contains("redirect_uri");
+    let tried = params.redirect_uri.as_deref().filter(|_| about_redirect);
+    let owner = client.as_ref().filter(|c| about_redirect && user.is_some_and(|u| u.id == c.owner_user_id));
+    let ctx = minijinja::context! {
+        title => "This authorization request is not valid",
+        detail => e.description,
+        tried,
+        registered => owner.map(|c| c.redirect_uris.clone()),
+        app_id => owner.map(|c| c.id.clone()),
+        user => user.map(|u| u.login.clone()),
+        csrf => visitor.as_ref().map(|v| v.csrf_token()),
+    };
+    state.pages.render("error.html", StatusCode::BAD_REQUEST, ctx)
+}
+
 pub async fn start(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
     let params = match Params::parse(query.unwrap_or_default().as_bytes()).and_then(|p| p.decode::<AuthorizeParams>()) {
         Ok(p) => p,
@@ -43,6 +69,7 @@ pub async fn start(State(state): State<AppState>, headers: HeaderMap, RawQuery(q
     };
     let req = match authorize::validate(&state.auth, &params).await {
         Ok(r) => r,
+        Err(AuthorizeError::Page(e)) => return refused_page(&state, &headers, &params, e).await,
         Err(e) => return fail(&state, e),
     };
     let visitor = match Visitor::load(&state, &headers).await {

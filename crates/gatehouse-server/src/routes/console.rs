@@ -30,17 +30,39 @@ fn user_login(v: &Visitor) -> Option<String> {
 }
 
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let v = match signed_in(&state, &headers, "/console").await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    match signed_in(&state, &headers, "/console").await {
+        Ok(v) => console_page(&state, &v, None).await,
+        Err(r) => r,
+    }
+}
+
+async fn console_page(state: &AppState, v: &Visitor, notice: Option<&str>) -> Response {
     let Some(user) = v.user() else { return unavailable() };
     let apps = match state.auth.store.list_clients(Some(&user.id)).await {
         Ok(apps) => apps,
         Err(e) => return AppError::page(e).into_response(),
     };
     let apps: Vec<_> = apps.iter().map(app_view).collect();
-    state.pages.render("console.html", StatusCode::OK, minijinja::context! { apps, user => user_login(&v) })
+    let ctx = minijinja::context! { apps, notice, csrf => v.csrf_token(), user => user_login(v) };
+    state.pages.render("console.html", StatusCode::OK, ctx)
+}
+
+/// A page asking to confirm a destructive action: the same form again, with `confirm=yes`.
+pub(crate) struct Confirm<'a> {
+    pub title: String,
+    pub detail: String,
+    pub action: String,
+    pub fields: Vec<(String, String)>,
+    pub button: String,
+    pub cancel: &'a str,
+}
+
+pub(crate) fn confirm_page(state: &AppState, v: &Visitor, c: Confirm<'_>) -> Response {
+    let ctx = minijinja::context! {
+        title => c.title, detail => c.detail, action => c.action, fields => c.fields, button => c.button,
+        cancel => c.cancel, csrf => v.csrf_token(), user => user_login(v),
+    };
+    state.pages.render("confirm.html", StatusCode::OK, ctx)
 }
 
 /// The form's values, to show again after an error.
@@ -79,8 +101,45 @@ fn uris(text: &str) -> Vec<String> {
     text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect()
 }
 
-fn secret_page(state: &AppState, v: &Visitor, app_id: &str, secret: &str, title: &str, note: &str) -> Response {
-    let ctx = minijinja::context! { app_id, secret, title, old_secret_note => note, user => user_login(v) };
+/// How long a new secret waits for its one look (the redirect right after the POST).
+const SECRET_NOTE_TTL: i64 = 600;
+
+fn note_purpose(app_id: &str) -> String {
+    format!("client-secret:{app_id}")
+}
+
+/// POST-redirect-GET: the secret goes into a note sealed for this browser's session,
+/// and the browser is sent to the page that shows it once. Reloading that page changes
+/// nothing (the note is gone); the POST is never repeated.
+async fn show_once(state: &AppState, v: &Visitor, app_id: &str, secret: &str, title: &str, note: &str) -> Response {
+    let payload = serde_json::json!({ "secret": secret, "title": title, "note": note }).to_string();
+    let sealed = v.seal(&note_purpose(app_id), &payload);
+    let expires_at = state.auth.now() + SECRET_NOTE_TTL;
+    if let Err(e) = state.auth.store.put_secret_note(&v.session_hash(), app_id, &sealed, expires_at).await {
+        return AppError::page(e).into_response();
+    }
+    Redirect::to(&format!("/console/apps/{app_id}/secret")).into_response()
+}
+
+pub async fn show_secret(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let v = match signed_in(&state, &headers, &format!("/console/apps/{id}")).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if let Err(r) = owned(&state, &v, &id).await {
+        return r;
+    }
+    let taken = match state.auth.store.take_secret_note(&v.session_hash(), &id, state.auth.now()).await {
+        Ok(t) => t,
+        Err(e) => return AppError::page(e).into_response(),
+    };
+    let note: Option<serde_json::Value> =
+        taken.and_then(|sealed| v.open(&note_purpose(&id), &sealed)).and_then(|text| serde_json::from_str(&text).ok());
+    let field = |k: &str| note.as_ref().and_then(|n| n[k].as_str().map(str::to_string));
+    let ctx = minijinja::context! {
+        app_id => id, secret => field("secret"), title => field("title"), old_secret_note => field("note"),
+        csrf => v.csrf_token(), user => user_login(&v),
+    };
     state.pages.render("secret.html", StatusCode::OK, ctx)
 }
 
@@ -113,7 +172,7 @@ pub async fn create(State(state): State<AppState>, Peer(peer): Peer, headers: He
         audit::record(&state, audit::event(&state, EventKind::ClientCreated, &headers, peer).actor(user).client(&client.id)).await;
     }
     match registered {
-        Ok((client, Some(secret))) => secret_page(&state, &v, &client.id, &secret, &format!("{} is registered", client.name), ""),
+        Ok((client, Some(secret))) => show_once(&state, &v, &client.id, &secret, &format!("{} is registered", client.name), "").await,
         Ok((client, None)) => Redirect::to(&format!("/console/apps/{}", client.id)).into_response(),
         Err(e) => form_page(&state, &v, None, &form, Some(&e.to_string()), registration_error(&e)),
     }
@@ -121,7 +180,8 @@ pub async fn create(State(state): State<AppState>, Peer(peer): Peer, headers: He
 
 /// The client, if `v` owns it; anyone else gets a 404, as if it did not exist.
 async fn owned(state: &AppState, v: &Visitor, id: &str) -> Result<Client, Response> {
-    let not_found = || state.pages.error(StatusCode::NOT_FOUND, "Not found", "No such application in your console.");
+    let login = v.user().map(|u| u.login.as_str());
+    let not_found = || state.pages.error_for(login, StatusCode::NOT_FOUND, "Not found", "No such application in your console.");
     let user = v.user().ok_or_else(not_found)?;
     match state.auth.store.find_client(id).await {
         Ok(Some(c)) if c.owner_user_id == user.id => Ok(c),
@@ -204,6 +264,17 @@ pub async fn new_secret(State(state): State<AppState>, Peer(peer): Peer, headers
         "86400" => Some(86_400),
         _ => return state.pages.error(StatusCode::BAD_REQUEST, "Bad request", "Choose how long to keep the old secret."),
     };
+    if grace.is_none() && p.get("confirm") != Some("yes") {
+        let name = &client.name;
+        return confirm_page(&state, &v, Confirm {
+            title: format!("Make a new secret for {name} now?"),
+            detail: format!("The current secret stops working at once: {name}'s token requests fail until it uses the new one. To switch over without a gap, go back and keep the current secret for a while."),
+            action: format!("/console/apps/{id}/secret"),
+            fields: vec![("grace".into(), "0".into())],
+            button: "Make a new secret".into(),
+            cancel: &format!("/console/apps/{id}"),
+        });
+    }
     match registration::rotate_secret(&state.auth, &id, grace).await {
         Ok(secret) => {
             let rotated = audit::by(&state, EventKind::ClientSecretRotated, &headers, peer, &v).client(&client.id);
@@ -216,14 +287,14 @@ pub async fn new_secret(State(state): State<AppState>, Peer(peer): Peer, headers
                 None => "The previous secret no longer works.".to_string(),
                 Some(g) => format!("The previous secret keeps working for {} more.", if g == 3600 { "1 hour" } else { "1 day" }),
             };
-            secret_page(&state, &v, &id, &secret, "New client secret", &note)
+            show_once(&state, &v, &id, &secret, &format!("New client secret for {}", client.name), &note).await
         }
         Err(e) => state.pages.error(registration_error(&e), "Could not make a new secret", &e.to_string()),
     }
 }
 
 pub async fn delete(State(state): State<AppState>, Peer(peer): Peer, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Response {
-    let (_, v) = match posted_form(&state, &headers, &body).await {
+    let (p, v) = match posted_form(&state, &headers, &body).await {
         Ok(form) => form,
         Err(refused) => return refused,
     };
@@ -231,11 +302,22 @@ pub async fn delete(State(state): State<AppState>, Peer(peer): Peer, headers: He
         Ok(c) => c,
         Err(r) => return r,
     };
+    let name = &client.name;
+    if p.get("confirm") != Some("yes") {
+        return confirm_page(&state, &v, Confirm {
+            title: format!("Delete {name}?"),
+            detail: format!("{name} is removed for good: every token issued to it stops working and everyone who authorized it is disconnected. This cannot be undone."),
+            action: format!("/console/apps/{id}/delete"),
+            fields: Vec::new(),
+            button: format!("Delete {name}"),
+            cancel: &format!("/console/apps/{id}"),
+        });
+    }
     match state.auth.store.delete_client(&id).await {
         Ok(_) => {
-            let deleted = audit::by(&state, EventKind::ClientDeleted, &headers, peer, &v).client(&id).detail(client.name);
+            let deleted = audit::by(&state, EventKind::ClientDeleted, &headers, peer, &v).client(&id).detail(name.clone());
             audit::record(&state, deleted).await;
-            Redirect::to("/console").into_response()
+            console_page(&state, &v, Some(&format!("Deleted {name}: its tokens were revoked."))).await
         }
         Err(e) => AppError::page(e).into_response(),
     }

@@ -33,8 +33,17 @@ pub fn safe_next(next: Option<&str>) -> String {
     }
 }
 
+/// `?next=…` for links between sign-in and sign-up, so a pending authorization survives
+/// the detour; empty when there is nowhere particular to go back to.
+pub(crate) fn next_query(next: &str) -> String {
+    if next == "/" {
+        return String::new();
+    }
+    format!("?{}", url::form_urlencoded::Serializer::new(String::new()).append_pair("next", next).finish())
+}
+
 /// The name of the application an authorize URL is for, to show on the sign-in page.
-async fn app_name(state: &AppState, next: &str) -> Option<String> {
+pub(crate) async fn app_name(state: &AppState, next: &str) -> Option<String> {
     let query = next.strip_prefix("/oauth2/authorize?")?;
     let client_id = url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "client_id")?.1;
     state.auth.store.find_client(&client_id).await.ok().flatten().map(|c| c.name)
@@ -83,6 +92,8 @@ async fn render_form(state: &AppState, visitor: &Visitor, next: &str, login: &st
     let ctx = minijinja::context! {
         csrf => visitor.csrf_token(),
         next,
+        next_query => next_query(next),
+        signup => state.config.signup_enabled,
         login,
         error,
         app => app_name(state, next).await,
@@ -162,6 +173,14 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
         }
         Err(_) => unavailable(),
     }
+}
+
+/// The header's "Sign out" on a page that has no form token links here: a page that asks.
+pub async fn logout_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Ok(visitor) = Visitor::load(&state, &headers).await else { return unavailable() };
+    let Some(user) = visitor.user() else { return with_cookie(Redirect::to("/").into_response(), &visitor) };
+    let ctx = minijinja::context! { user => user.login.clone(), csrf => visitor.csrf_token() };
+    state.pages.render("sign_out.html", StatusCode::OK, ctx)
 }
 
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {

@@ -1,7 +1,8 @@
 //! Server metadata (RFC 8414), health, the stylesheet and the home page.
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use gatehouse_guard::ErrorBody;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
@@ -34,6 +35,19 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response
         res.headers_mut().append(header::SET_COOKIE, c);
     }
     res
+}
+
+/// Any path no route claims: JSON for the machine-facing prefixes, a page for people.
+pub async fn not_found(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
+    let path = uri.path();
+    if ["/oauth2/", "/api/", "/kraken/", "/.well-known/"].iter().any(|p| path.starts_with(p)) {
+        return ErrorBody::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint").into_response();
+    }
+    let user = Visitor::load(&state, &headers).await.ok().and_then(|v| v.user().map(|u| u.login.clone()));
+    let ctx = minijinja::context! {
+        title => "Page not found", detail => format!("There is no page at {path}."), not_found => true, user,
+    };
+    state.pages.render("error.html", StatusCode::NOT_FOUND, ctx)
 }
 
 /// OpenID Connect Discovery 1.0 §3: the RFC 8414 document plus the OIDC fields.

@@ -29,7 +29,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/oauth2/keys", get(oidc::keys))
         .route("/oauth2/userinfo", get(oidc::userinfo).post(oidc::userinfo))
         .route("/login", get(login::form).post(login::submit))
-        .route("/logout", post(login::logout))
+        .route("/logout", get(login::logout_page).post(login::logout))
         .route("/signup", get(account::signup_form).post(account::signup))
         .route("/settings/connections", get(account::connections))
         .route("/settings/connections/{client_id}/disconnect", post(account::disconnect))
@@ -38,7 +38,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/console/apps/new", get(console::new_form).post(console::create))
         .route("/console/apps/{id}", get(console::manage).post(console::update))
         .route("/console/apps/{id}/edit", get(console::edit_form))
-        .route("/console/apps/{id}/secret", post(console::new_secret))
+        .route("/console/apps/{id}/secret", get(console::show_secret).post(console::new_secret))
         .route("/console/apps/{id}/delete", post(console::delete))
         .route("/static/console.js", get(meta::console_js))
         .route("/oauth2/authorize", get(authorize::start).post(authorize::decide))
@@ -56,4 +56,5 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/oauth2/token/revoke", post(token_info::revoke))
         .route("/api/v1.0/authorize", get(authorize::start))
         .route("/api/v1.0/token", post(token::token))
+        .fallback(meta::not_found)
 }

@@ -167,6 +167,14 @@ impl Clients for CachedStore {
         self.invalidate(&[Invalidation::Client(id.into()), Invalidation::AllTokens]).await;
         result
     }
+
+    async fn put_secret_note(&self, session_hash: &str, client_id: &str, sealed: &str, expires_at: i64) -> StoreResult<()> {
+        self.inner.put_secret_note(session_hash, client_id, sealed, expires_at).await
+    }
+
+    async fn take_secret_note(&self, session_hash: &str, client_id: &str, now: i64) -> StoreResult<Option<String>> {
+        self.inner.take_secret_note(session_hash, client_id, now).await
+    }
 }
 
 #[async_trait]

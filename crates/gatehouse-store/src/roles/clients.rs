@@ -110,4 +110,35 @@ impl<D: Db> Clients for SqlStore<D> {
             .map_err(conflict_as(NAME_TAKEN))?;
         Ok(n > 0)
     }
+
+    async fn put_secret_note(&self, session_hash: &str, client_id: &str, sealed: &str, expires_at: i64) -> StoreResult<()> {
+        self.db
+            .write(
+                "INSERT INTO secret_notes (session_hash, client_id, sealed, expires_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (session_hash, client_id) DO UPDATE SET sealed = excluded.sealed, expires_at = excluded.expires_at",
+                &[session_hash.into(), client_id.into(), sealed.into(), expires_at.into()],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn take_secret_note(&self, session_hash: &str, client_id: &str, now: i64) -> StoreResult<Option<String>> {
+        let args = (session_hash.to_owned(), client_id.to_owned());
+        // Deleted as it is read, in one statement: two reloads racing see it once.
+        let taken = self
+            .db
+            .transaction(args, |tx, (session, client)| {
+                Box::pin(async move {
+                    let row = tx
+                        .row(
+                            "DELETE FROM secret_notes WHERE session_hash = $1 AND client_id = $2 RETURNING sealed, expires_at",
+                            &[session.into(), client.into()],
+                        )
+                        .await?;
+                    row.map(|mut r| Ok((r.text(0)?, r.int(1)?))).transpose()
+                })
+            })
+            .await?;
+        Ok(taken.filter(|(_, expires_at)| *expires_at > now).map(|(sealed, _)| sealed))
+    }
 }
