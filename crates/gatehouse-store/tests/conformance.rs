@@ -141,6 +141,7 @@ on_every_backend!(
     rate_buckets_empty_refill_and_hold_under_concurrency,
     device_authorizations_poll_decide_and_redeem_once,
     refused_polls_do_not_restart_the_clock,
+    a_migrated_store_is_ready_and_reports_its_pool,
 );
 
 #[path = "conformance/device_polling.rs"]
@@ -158,6 +159,12 @@ mod cases {
     pub use super::device_polling::refused_polls_do_not_restart_the_clock;
 
     const NOW: i64 = 1_800_000_000;
+
+    pub async fn a_migrated_store_is_ready_and_reports_its_pool(store: Arc<dyn Store>) {
+        store.check_ready().await.expect("a freshly migrated store is ready");
+        let usage = store.pool_usage();
+        assert!(usage.in_use + usage.idle >= 1, "no connection reported: {usage:?}");
+    }
     const CAPS: RefreshCaps = RefreshCaps { per_client_user: 20, per_user: 200 };
 
     pub async fn user(store: &dyn Store, login: &str) -> User {
