@@ -113,6 +113,7 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
     };
     // Against guessing: budgets per address and per account, before the check runs.
     if let Err(t) = password_budget::take(&state, &headers, peer, &login, user.as_ref()).await {
+        crate::metrics::sign_in("rate_limited");
         let shown = if t.per_account { login.as_str() } else { "" };
         let mut res = render_form(&state, &visitor, &next, shown, Some(&t.message), StatusCode::TOO_MANY_REQUESTS).await;
         t.add_headers(&mut res);
@@ -129,6 +130,7 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
         .unwrap_or(false);
     let Some(user) = user.filter(|_| ok) else {
         tracing::info!("failed sign-in");
+        crate::metrics::sign_in("failure");
         let msg = Some("Incorrect username or password.");
         return render_form(&state, &visitor, &next, &login, msg, StatusCode::UNAUTHORIZED).await;
     };
@@ -141,6 +143,7 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
     let remember = known_browser::remember(&state, &user);
     match Visitor::sign_in(&state, user).await {
         Ok(v) => {
+            crate::metrics::sign_in("success");
             let mut res = with_cookie(Redirect::to(&next).into_response(), &v);
             res.headers_mut().extend(remember.map(|c| (header::SET_COOKIE, c)));
             res
