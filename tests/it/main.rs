@@ -24,6 +24,7 @@ mod faults;
 mod dialects;
 mod hardening;
 mod oidc;
+mod ops;
 mod pages;
 mod passwords;
 mod implicit_and_app_tokens;
