@@ -47,7 +47,7 @@ def main():
     creds = json.loads(run(workdir, "client", "create", "--name", "schemathesis", "--owner", "alice", "--redirect-uri", REDIRECT, "--json"))
 
     server = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0"], cwd=workdir, stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, "RUST_LOG": "info"})
+                              env={**os.environ, "RUST_LOG": "info", "GATEHOUSE_MANAGEMENT_LISTEN": "127.0.0.1:0"})
     base = None
     for line in server.stderr:
         m = re.search(r"local=(\S+)", line)

@@ -11,6 +11,14 @@ use serde::Deserialize;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://gatehouse.db";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_MANAGEMENT_LISTEN: &str = "127.0.0.1:9091";
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 /// Why the settings cannot be used; printed to the operator as is.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +59,14 @@ pub struct FileConfig {
     pub header_read_timeout_seconds: Option<u64>,
     /// Connections served at once.
     pub max_connections: Option<usize>,
+    /// Seconds requests in flight get to finish after SIGTERM.
+    pub shutdown_grace_seconds: Option<u64>,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served (`off`: nowhere).
+    pub management_listen: Option<String>,
+    /// `text` (the default) or `json`, one object a line.
+    pub log_format: Option<String>,
+    /// Take the request id from `X-Request-Id` (a proxy in front sets it).
+    pub trust_request_id: Option<bool>,
     /// Accept parameters of the OAuth POST endpoints in the query string, as Twitch's
     /// clients send them (`GATEHOUSE_OAUTH_QUERY_PARAMS` wins over the file).
     pub oauth_query_params: Option<bool>,
@@ -242,12 +258,37 @@ impl FileConfig {
         }
     }
 
+    pub fn shutdown_grace(&self) -> Result<Duration, ConfigError> {
+        match self.shutdown_grace_seconds {
+            None => Ok(gatehouse_server::ServerConfig::default().shutdown_grace),
+            Some(n @ 0..=3600) => Ok(Duration::from_secs(n)),
+            Some(_) => Err(ConfigError::Invalid("shutdown_grace_seconds must be between 0 and 3600".into())),
+        }
+    }
+
     /// On unless switched off; strict RFC 6749 deployments take parameters from the body only.
     pub fn oauth_query_params(&self) -> Result<bool, ConfigError> {
         match std::env::var("GATEHOUSE_OAUTH_QUERY_PARAMS") {
             Ok(text) => parse_switch(&text)
                 .ok_or_else(|| ConfigError::Invalid("GATEHOUSE_OAUTH_QUERY_PARAMS must be true or false".into())),
             Err(_) => Ok(self.oauth_query_params.unwrap_or(true)),
+        }
+    }
+
+    /// From `GATEHOUSE_LOG_FORMAT` or the file; text by default.
+    pub fn log_format(&self) -> Result<LogFormat, ConfigError> {
+        let text = std::env::var("GATEHOUSE_LOG_FORMAT").ok().or_else(|| self.log_format.clone());
+        match text.as_deref().map(str::trim) {
+            None | Some("text") => Ok(LogFormat::Text),
+            Some("json") => Ok(LogFormat::Json),
+            Some(other) => Err(ConfigError::Invalid(format!("log_format must be \"text\" or \"json\", not {other:?}"))),
+        }
+    }
+
+    pub fn trust_request_id(&self) -> Result<bool, ConfigError> {
+        match std::env::var("GATEHOUSE_TRUST_REQUEST_ID") {
+            Ok(text) => parse_switch(&text).ok_or_else(|| ConfigError::Invalid("GATEHOUSE_TRUST_REQUEST_ID must be true or false".into())),
+            Err(_) => Ok(self.trust_request_id.unwrap_or(false)),
         }
     }
 
@@ -263,7 +304,9 @@ impl FileConfig {
             })?,
             Err(_) => self.event_retention_days.unwrap_or(90),
         };
-        Ok(Duration::from_secs(days.max(1) * 86_400))
+        // At most a century: a larger number (meant as "for ever") must not overflow into
+        // a cutoff in the future, which would purge everything.
+        Ok(Duration::from_secs(days.clamp(1, 36_500) * 86_400))
     }
 }
 
@@ -275,18 +318,79 @@ fn parse_switch(text: &str) -> Option<bool> {
     }
 }
 
-/// The key that seals signing keys: from `GATEHOUSE_KEY_ENCRYPTION_KEY`, the config file,
-/// or a key file (created with mode 0600 on first use).
-pub fn key_encryption_key(file: &FileConfig) -> Result<KeyEncryptionKey, ConfigError> {
-    if let Ok(text) = std::env::var("GATEHOUSE_KEY_ENCRYPTION_KEY") {
-        return Ok(KeyEncryptionKey::from_base64(&text)?);
+/// Where the key that seals signing keys comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// `GATEHOUSE_KEY_ENCRYPTION_KEY`.
+    Env,
+    /// `key_encryption_key` in the config file.
+    Config,
+    /// A key file: `key_file`, or beside the SQLite database by default.
+    File(PathBuf),
+}
+
+impl std::fmt::Display for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeySource::Env => f.write_str("env GATEHOUSE_KEY_ENCRYPTION_KEY"),
+            KeySource::Config => f.write_str("config key_encryption_key"),
+            KeySource::File(path) => write!(f, "file {}", path.display()),
+        }
     }
-    if let Some(text) = &file.key_encryption_key {
-        return Ok(KeyEncryptionKey::from_base64(text)?);
+}
+
+/// The key file beside a SQLite database: `data/gatehouse.db` keeps its key in
+/// `data/gatehouse.key`, wherever the server is started from.
+pub fn default_key_file(sqlite_path: &str) -> PathBuf {
+    Path::new(sqlite_path).with_extension("key")
+}
+
+/// Where the key comes from for the database `database_url`: the environment, the config
+/// file, `key_file`, or (SQLite only) the file beside the database. PostgreSQL has no
+/// "beside": every instance must be given the same key, so it is required there.
+pub fn key_source(file: &FileConfig, database_url: &str) -> Result<KeySource, ConfigError> {
+    if std::env::var_os("GATEHOUSE_KEY_ENCRYPTION_KEY").is_some() {
+        return Ok(KeySource::Env);
     }
-    let path = file.key_file.clone().unwrap_or_else(|| "gatehouse.key".into());
+    if file.key_encryption_key.is_some() {
+        return Ok(KeySource::Config);
+    }
+    if let Some(path) = &file.key_file {
+        return Ok(KeySource::File(path.clone()));
+    }
+    match database_url.strip_prefix("sqlite://") {
+        Some(path) if !path.is_empty() && path != ":memory:" => Ok(KeySource::File(default_key_file(path))),
+        Some(_) => Ok(KeySource::File("gatehouse.key".into())),
+        None => Err(ConfigError::Invalid(
+            "a PostgreSQL deployment needs its key encryption key given explicitly, the same on every instance: \
+             set key_file (a file holding base64 of 32 random bytes, e.g. `head -c32 /dev/urandom | base64`) \
+             or GATEHOUSE_KEY_ENCRYPTION_KEY"
+                .into(),
+        )),
+    }
+}
+
+/// The key that seals signing keys, from `source`. A missing key file is created (mode
+/// 0600) only for a database that has nothing sealed yet (`sealed` is false): a fresh key
+/// for a database with sealed keys would open none of them.
+pub fn key_encryption_key(
+    file: &FileConfig,
+    source: &KeySource,
+    database_url: &str,
+    sealed: bool,
+) -> Result<KeyEncryptionKey, ConfigError> {
+    let path = match source {
+        KeySource::Env | KeySource::Config => return Ok(KeyEncryptionKey::from_base64(&configured_key(file).unwrap_or_default())?),
+        KeySource::File(path) => path.clone(),
+    };
     match std::fs::read_to_string(&path) {
         Ok(text) => KeyEncryptionKey::from_base64(&text).map_err(|source| ConfigError::KeyFile { path, source }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && sealed => Err(ConfigError::Invalid(format!(
+            "the database {} holds signing keys sealed with a key encryption key, but its key file {} is missing: \
+             put the key back there (or set key_file / GATEHOUSE_KEY_ENCRYPTION_KEY); a new key would open none of them",
+            gatehouse_store::redact_url(database_url),
+            path.display()
+        ))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let (key, text) = KeyEncryptionKey::generate();
             if let Err(source) = write_private(&path, &text) {
@@ -299,42 +403,42 @@ pub fn key_encryption_key(file: &FileConfig) -> Result<KeyEncryptionKey, ConfigE
     }
 }
 
-/// The key encryption key as text, wherever it comes from, for a backup; the key file
-/// is created if there is none yet, as a server would.
-pub fn key_text(file: &FileConfig) -> Result<String, ConfigError> {
-    if let Ok(text) = std::env::var("GATEHOUSE_KEY_ENCRYPTION_KEY") {
-        return Ok(text.trim().to_string());
+/// The key given as text, in the environment or the config file.
+fn configured_key(file: &FileConfig) -> Option<String> {
+    std::env::var("GATEHOUSE_KEY_ENCRYPTION_KEY").ok().or_else(|| file.key_encryption_key.clone())
+}
+
+/// The key encryption key as text, for a backup. A missing key file is an error here:
+/// a backup without the key that opens it restores nothing.
+pub fn key_text(file: &FileConfig, source: &KeySource) -> Result<String, ConfigError> {
+    match source {
+        KeySource::Env | KeySource::Config => Ok(configured_key(file).unwrap_or_default().trim().to_string()),
+        KeySource::File(path) => {
+            std::fs::read_to_string(path).map(|t| t.trim().to_string()).map_err(|source| ConfigError::Read { path: path.clone(), source })
+        }
     }
-    if let Some(text) = &file.key_encryption_key {
-        return Ok(text.trim().to_string());
-    }
-    key_encryption_key(file)?;
-    let path = file.key_file.clone().unwrap_or_else(|| "gatehouse.key".into());
-    std::fs::read_to_string(&path).map(|t| t.trim().to_string()).map_err(|source| ConfigError::Read { path, source })
 }
 
 /// Puts a backup's key where the server will read it: into the key file when the key
 /// comes from one and it does not exist yet. A different key already configured is an
 /// error: the restored database's sealed keys would not open with it.
-pub fn restore_key(file: &FileConfig, text: &str) -> Result<(), ConfigError> {
+pub fn restore_key(file: &FileConfig, source: &KeySource, text: &str) -> Result<(), ConfigError> {
     KeyEncryptionKey::from_base64(text)?;
-    let configured = std::env::var("GATEHOUSE_KEY_ENCRYPTION_KEY").ok().or_else(|| file.key_encryption_key.clone());
-    let path = file.key_file.clone().unwrap_or_else(|| "gatehouse.key".into());
-    let existing = match configured {
-        Some(key) => Some(key),
-        None => match std::fs::read_to_string(&path) {
-            Ok(key) => Some(key),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(source) => return Err(ConfigError::Read { path, source }),
+    let (existing, place) = match source {
+        KeySource::Env | KeySource::Config => (configured_key(file), source.to_string()),
+        KeySource::File(path) => match std::fs::read_to_string(path) {
+            Ok(key) => (Some(key), path.display().to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return write_private(path, text).map_err(|source| ConfigError::CreateKeyFile { path: path.clone(), source })
+            }
+            Err(source) => return Err(ConfigError::Read { path: path.clone(), source }),
         },
     };
     match existing {
         Some(key) if key.trim() == text => Ok(()),
-        Some(_) => Err(ConfigError::Invalid(format!(
-            "a different key encryption key is configured ({}); the backup's key is needed to open its signing keys",
-            path.display()
+        _ => Err(ConfigError::Invalid(format!(
+            "a different key encryption key is configured ({place}); the backup's key is needed to open its signing keys"
         ))),
-        None => write_private(&path, text).map_err(|source| ConfigError::CreateKeyFile { path, source }),
     }
 }
 

@@ -4,6 +4,7 @@
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod alloc;
 mod config;
+mod config_check;
 mod events_cli;
 mod token_cli;
 
@@ -49,6 +50,9 @@ enum Command {
         /// Public base URL (default http://LISTEN)
         #[arg(long, env = "GATEHOUSE_ISSUER")]
         issuer: Option<String>,
+        /// Address of /metrics, /healthz and /readyz (default 127.0.0.1:9091; `off` for none)
+        #[arg(long, env = "GATEHOUSE_MANAGEMENT_LISTEN")]
+        management_listen: Option<String>,
     },
     /// Manage user accounts
     #[command(subcommand)]
@@ -70,11 +74,20 @@ enum Command {
         /// A new file for the copy
         file: std::path::PathBuf,
     },
+    /// Check the configuration
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Put a backup made by `backup` in place (the server stopped, the old files moved away)
     Restore {
         /// The copy `backup` made (its key beside it, FILE.key)
         file: std::path::PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the settings as `serve` would and print those in effect, secrets redacted
+    Check,
 }
 
 #[derive(Subcommand)]
@@ -144,6 +157,12 @@ enum ClientCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show one application (never its secret, which is stored only as a digest)
+    Show {
+        client_id: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete an application and every token issued to it
     Delete {
         /// The application's client id
@@ -184,6 +203,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    // The file is read again, and any error in it reported, when the command runs.
+    let log_format = FileConfig::load(cli.global.config.as_deref())
+        .ok()
+        .and_then(|f| f.log_format().ok())
+        .unwrap_or(config::LogFormat::Text);
     // Log lines go to stderr from a thread of their own, written a batch at a time: one
     // line per request written inline cost a pipe write and a wake-up of the reader on
     // the request's thread (a fifth of the server's CPU under load). Nothing is dropped
@@ -194,14 +218,24 @@ fn main() -> ExitCode {
         .buffered_lines_limit(8192)
         .thread_name("gatehouse-log")
         .finish(std::io::BufWriter::new(std::io::stderr()));
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
-        )
-        .with_writer(writer)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    match log_format {
+        config::LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(writer)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // One object a line, its fields at the top: {"timestamp","level","message","request_id",…}.
+        config::LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_env_filter(filter)
+            .with_writer(writer)
+            .init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -254,13 +288,26 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     match &cli.command {
         Command::Backup { file: copy } => return backup(&database_url(&cli.global, &file), &file, copy),
         Command::Restore { file: copy } => return restore(&database_url(&cli.global, &file), &file, copy),
+        Command::Config(ConfigCommand::Check) => {
+            let path = cli.global.config.clone().or_else(|| {
+                let default = std::path::Path::new("gatehouse.toml");
+                default.exists().then(|| default.to_path_buf())
+            });
+            print!("{}", config_check::check(&file, path.as_deref(), &database_url(&cli.global, &file))?);
+            return Ok(());
+        }
         _ => {}
+    }
+    if matches!(cli.command, Command::Serve { .. } | Command::Keys(_)) {
+        // A PostgreSQL deployment without a key is refused before anything is connected.
+        config::key_source(&file, &database_url(&cli.global, &file))?;
     }
     let auth = authority(&cli.global, &file).await?;
     match cli.command {
-        Command::Serve { listen, issuer } => {
-            let limits = file.rate_limits(&database_url(&cli.global, &file))?;
-            serve(auth, &file, limits, listen, issuer).await
+        Command::Serve { listen, issuer, management_listen } => {
+            let url = database_url(&cli.global, &file);
+            let limits = file.rate_limits(&url)?;
+            serve(auth, &file, &url, limits, Addresses { listen, issuer, management_listen }).await
         }
         Command::Migrate => {
             println!("database is up to date");
@@ -276,11 +323,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Client(cmd) => client_command(&auth, cmd).await,
         Command::Events(args) => events_cli::run(&auth, args).await,
-        Command::Token(_) | Command::Backup { .. } | Command::Restore { .. } => {
+        Command::Token(_) | Command::Backup { .. } | Command::Restore { .. } | Command::Config(_) => {
             unreachable!("handled before the database is opened")
         }
         Command::Keys(cmd) => {
-            let keyring = gatehouse_core::oidc::Keyring::new(config::key_encryption_key(&file)?);
+            let url = database_url(&cli.global, &file);
+            let keyring = gatehouse_core::oidc::Keyring::new(open_key(&auth, &file, &url).await?.0);
             keys_command(&auth, &keyring, cmd).await
         }
     }
@@ -319,19 +367,37 @@ async fn client_command(auth: &Authority, cmd: ClientCommand) -> Result<(), Fail
             }
             Ok(())
         }
+        ClientCommand::Show { client_id, json } => {
+            let c = auth
+                .store
+                .find_client(&client_id)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no application with client_id {client_id:?}"))?;
+            let owner = auth.store.find_user(&c.owner_user_id).await.map_err(|e| e.to_string())?.map(|u| u.login);
+            let mut shown = client_json(&c);
+            shown["owner"] = serde_json::json!(owner);
+            if json {
+                println!("{shown}");
+            } else {
+                println!("{}  {}", c.id, c.name);
+                println!("  type:             {}", c.kind.as_str());
+                println!("  owner:            {}", owner.as_deref().unwrap_or("(deleted user)"));
+                println!("  category:         {}", c.category);
+                println!("  redirect URIs:    {}", c.redirect_uris.join(" "));
+                println!("  implicit grant:   {}", if c.allow_implicit { "allowed" } else { "off" });
+                println!("  JWT access tokens: {}", if c.jwt_access_tokens { "yes" } else { "no" });
+                println!("  created:          {}", c.created_at);
+                if let Some(until) = c.previous_secret_expires_at {
+                    println!("  previous secret valid until {until}");
+                }
+            }
+            Ok(())
+        }
         ClientCommand::List { json } => {
             let clients = auth.store.list_clients(None).await.map_err(|e| e.to_string())?;
             if json {
-                let list: Vec<_> = clients
-                    .iter()
-                    .map(|c| {
-                        serde_json::json!({
-                            "client_id": c.id, "name": c.name, "type": c.kind.as_str(),
-                            "category": c.category, "redirect_uris": c.redirect_uris,
-                            "allow_implicit": c.allow_implicit,
-                        })
-                    })
-                    .collect();
+                let list: Vec<_> = clients.iter().map(client_json).collect();
                 println!("{}", serde_json::json!({ "clients": list }));
             } else if clients.is_empty() {
                 println!("no applications");
@@ -377,6 +443,17 @@ async fn record(auth: &Authority, kind: EventKind, client_id: &str) {
     }
 }
 
+/// An application as `--json` shows it: what it is, never a secret or its digest.
+fn client_json(c: &gatehouse_core::model::Client) -> serde_json::Value {
+    serde_json::json!({
+        "client_id": c.id, "name": c.name, "type": c.kind.as_str(),
+        "category": c.category, "redirect_uris": c.redirect_uris,
+        "allow_implicit": c.allow_implicit, "jwt_access_tokens": c.jwt_access_tokens,
+        "owner_user_id": c.owner_user_id, "created_at": c.created_at,
+        "previous_secret_expires_at": c.previous_secret_expires_at,
+    })
+}
+
 async fn keys_command(auth: &Authority, keyring: &gatehouse_core::oidc::Keyring, cmd: KeysCommand) -> Result<(), Failure> {
     match cmd {
         KeysCommand::Rotate { json } => {
@@ -409,19 +486,63 @@ async fn keys_command(auth: &Authority, keyring: &gatehouse_core::oidc::Keyring,
     }
 }
 
+/// The key encryption key for the database at `url`, and where it came from.
+async fn open_key(auth: &Authority, file: &FileConfig, url: &str) -> Result<(gatehouse_core::oidc::KeyEncryptionKey, config::KeySource), Failure> {
+    let source = config::key_source(file, url)?;
+    // Sealed keys in the database mean a missing key file is a lost key, not a first start.
+    let sealed = !auth.store.list_signing_keys().await.map_err(|e| format!("signing keys: {e}"))?.is_empty();
+    Ok((config::key_encryption_key(file, &source, url, sealed)?, source))
+}
+
+/// Where `serve` listens and what it calls itself, as given by flags or the environment.
+struct Addresses {
+    listen: Option<String>,
+    issuer: Option<String>,
+    management_listen: Option<String>,
+}
+
 async fn serve(
     mut auth: Authority,
     file: &FileConfig,
+    url: &str,
     rate_limits: gatehouse_server::RateLimits,
-    listen: Option<String>,
-    issuer: Option<String>,
+    Addresses { listen, issuer, management_listen }: Addresses,
 ) -> Result<(), Failure> {
+    // Before anything is counted: handles made earlier would count nowhere.
+    gatehouse_server::metrics::install();
     let listen = listen.or_else(|| file.listen.clone()).unwrap_or_else(|| config::DEFAULT_LISTEN.to_string());
     let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let issuer = issuer.or_else(|| file.issuer.clone()).unwrap_or_else(|| format!("http://{local}"));
+    let issuer = match issuer.or_else(|| file.issuer.clone()) {
+        Some(issuer) => issuer,
+        // Tokens and metadata would name http://0.0.0.0:…, which no client can reach.
+        None if local.ip().is_unspecified() => {
+            return Err(format!(
+                "--listen {listen} needs --issuer (or GATEHOUSE_ISSUER / issuer in the config file): the public URL \
+                 clients reach, e.g. --issuer https://id.example.com; an issuer of http://{local} is never right"
+            )
+            .into())
+        }
+        None => format!("http://{local}"),
+    };
     auth.issuer = issuer.trim_end_matches('/').into();
-    let keyring = gatehouse_core::oidc::Keyring::new(config::key_encryption_key(file)?);
+    let management_listen = management_listen
+        .or_else(|| file.management_listen.clone())
+        .unwrap_or_else(|| config::DEFAULT_MANAGEMENT_LISTEN.to_string());
+    let management = match management_listen.trim() {
+        "off" | "" => None,
+        addr => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} (management_listen): {e}"))?,
+        ),
+    };
+    let management_addr = match &management {
+        Some(l) => l.local_addr().map_err(|e| e.to_string())?.to_string(),
+        None => "off".to_string(),
+    };
+    let (key, key_source) = open_key(&auth, file, url).await?;
+    let keyring = gatehouse_core::oidc::Keyring::new(key);
     // The first start makes the first signing key (and proves the key file opens it).
     keyring.ensure(auth.store.as_ref(), auth.now()).await.map_err(|e| format!("signing keys: {e}"))?;
     auth.keyring = Some(std::sync::Arc::new(keyring));
@@ -436,8 +557,18 @@ async fn serve(
         header_read_timeout: file.header_read_timeout()?,
         max_connections: file.max_connections()?,
         query_params: file.oauth_query_params()?,
+        shutdown_grace: file.shutdown_grace()?,
+        trust_request_id: file.trust_request_id()?,
     };
-    tracing::info!(%local, issuer = %config.issuer, "gatehouse listening");
+    tracing::info!(
+        version = %env!("CARGO_PKG_VERSION"),
+        %local,
+        issuer = %config.issuer,
+        database = %describe_database(url),
+        key = %key_source,
+        management = %management_addr,
+        "gatehouse listening"
+    );
     if !config.secure_cookies() && !is_loopback_issuer(&config.issuer) {
         tracing::warn!(
             issuer = %config.issuer,
@@ -445,12 +576,35 @@ async fn serve(
         );
     }
     let state = AppState::new(auth, config);
-    let shutdown = async {
+    // One signal stops both listeners.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
         shutdown_signal().await;
-        tracing::info!("shutting down");
+        tracing::info!("shutting down: no new connections; finishing the requests in flight");
+        let _ = stop.send(true);
+    });
+    let on_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stopped| *stopped).await;
     };
-    gatehouse_server::serve(listener, state, shutdown).await.map_err(|e| e.to_string())?;
+    let management = management.map(|l| tokio::spawn(gatehouse_server::serve_management(l, state.clone(), on_stop(stopping.clone()))));
+    gatehouse_server::serve(listener, state, on_stop(stopping)).await.map_err(|e| e.to_string())?;
+    if let Some(task) = management {
+        let _ = task.await;
+    }
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// The database for the start-up line: a SQLite path, or PostgreSQL's host and database
+/// without user, password or options.
+fn describe_database(url: &str) -> String {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        return format!("sqlite {path}");
+    }
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    let rest = rest.split('?').next().unwrap_or(rest);
+    format!("postgres {rest}")
 }
 
 /// Ctrl-C, or SIGTERM from a service manager.
@@ -493,7 +647,7 @@ fn key_beside(copy: &std::path::Path) -> std::path::PathBuf {
 
 fn backup(url: &str, file: &FileConfig, copy: &std::path::Path) -> Result<(), Failure> {
     let path = sqlite_path(url)?;
-    let key = config::key_text(file)?;
+    let key = config::key_text(file, &config::key_source(file, url)?)?;
     gatehouse_store::backup_sqlite(path, copy)?;
     config::write_private(&key_beside(copy), &key).map_err(|e| format!("{}: {e}", key_beside(copy).display()))?;
     println!("backed up {path} to {} and its key to {}", copy.display(), key_beside(copy).display());
@@ -504,7 +658,7 @@ fn restore(url: &str, file: &FileConfig, copy: &std::path::Path) -> Result<(), F
     let path = sqlite_path(url)?;
     let key_file = key_beside(copy);
     let key = std::fs::read_to_string(&key_file).map_err(|e| format!("{}: {e} (backup writes the key there)", key_file.display()))?;
-    config::restore_key(file, key.trim())?;
+    config::restore_key(file, &config::key_source(file, url)?, key.trim())?;
     gatehouse_store::restore_sqlite(copy, path)?;
     println!("restored {} to {path}", copy.display());
     Ok(())

@@ -27,6 +27,8 @@ pub fn gatehouse(dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> (
 pub struct Server {
     pub child: Child,
     pub base: String,
+    /// The management listener: http://ADDR of /metrics, /healthz, /readyz.
+    pub management: String,
     pub log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
@@ -43,7 +45,25 @@ pub fn serve(dir: &std::path::Path) -> Server {
 
 /// `gatehouse serve` in `dir`, on `database_url` or the default SQLite file there.
 pub fn serve_on(dir: &std::path::Path, database_url: Option<&str>) -> Server {
+    serve_with(dir, database_url, &[])
+}
+
+/// The value of `name` in a start-up line, text (`name=value`) or JSON (`"name":"value"`).
+fn field(line: &str, name: &str) -> Option<String> {
+    if let Some(i) = line.find(&format!("{name}=")) {
+        return line[i + name.len() + 1..].split_whitespace().next().map(str::to_string);
+    }
+    let key = format!("\"{name}\":\"");
+    let i = line.find(&key)? + key.len();
+    line[i..].split('"').next().map(str::to_string)
+}
+
+/// `serve_on`, with more environment variables. The management listener takes a free
+/// port, so that servers of tests running at once do not collide.
+pub fn serve_with(dir: &std::path::Path, database_url: Option<&str>, env: &[(&str, &str)]) -> Server {
     let mut cmd = Command::new(BIN);
+    cmd.env("GATEHOUSE_MANAGEMENT_LISTEN", "127.0.0.1:0");
+    cmd.envs(env.iter().copied());
     match database_url {
         Some(url) => cmd.env("GATEHOUSE_DATABASE_URL", url),
         None => cmd.env_remove("GATEHOUSE_DATABASE_URL"),
@@ -62,14 +82,13 @@ pub fn serve_on(dir: &std::path::Path, database_url: Option<&str>) -> Server {
     let sink = log.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(i) = line.find("local=") {
-                let addr: String = line[i + 6..].split_whitespace().next().unwrap_or("").to_string();
-                let _ = tx.send(addr);
+            if line.contains("gatehouse listening") {
+                let _ = tx.send((field(&line, "local").unwrap_or_default(), field(&line, "management").unwrap_or_default()));
             }
             sink.lock().unwrap().push_str(&line);
             sink.lock().unwrap().push('\n');
         }
     });
-    let addr = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("server did not start");
-    Server { child, base: format!("http://{addr}"), log }
+    let (addr, management) = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("server did not start");
+    Server { child, base: format!("http://{addr}"), management: format!("http://{management}"), log }
 }

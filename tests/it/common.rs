@@ -353,8 +353,8 @@ pub fn s(v: &serde_json::Value, key: &str) -> String {
 /// A PostgreSQL database of the test's own, dropped when this is dropped.
 pub struct PgDatabase {
     pub url: String,
-    admin_url: String,
-    name: String,
+    pub admin_url: String,
+    pub name: String,
 }
 
 impl PgDatabase {

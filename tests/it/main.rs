@@ -25,6 +25,7 @@ mod dialects;
 mod events;
 mod hardening;
 mod oidc;
+mod ops;
 mod pages;
 mod passwords;
 mod implicit_and_app_tokens;

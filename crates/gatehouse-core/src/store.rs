@@ -231,6 +231,19 @@ pub trait Upkeep: Send + Sync {
     /// Deletes expired codes, sessions and tokens, and revoked tokens past any use.
     /// Works in small batches so it never holds the database for long. Returns rows deleted.
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
+    /// Readiness: the database answers a query and holds exactly this build's migrations,
+    /// and (SQLite) the file at the configured path is still the one open. The error says
+    /// what is wrong.
+    async fn check_ready(&self) -> StoreResult<()>;
+    /// Connections (in use, idle) of the backend's pool, for metrics.
+    fn pool_usage(&self) -> PoolUsage;
+}
+
+/// Connections of a store's pool.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolUsage {
+    pub in_use: u32,
+    pub idle: u32,
 }
 
 /// The security event log.

@@ -6,6 +6,8 @@ mod error;
 mod http_log;
 mod listener;
 mod known_browser;
+mod management;
+pub mod metrics;
 mod pages;
 mod oauth_params;
 mod params;
@@ -57,6 +59,12 @@ pub struct ServerConfig {
     /// Read parameters of `POST /oauth2/{token,revoke,device,introspect}` from the query
     /// string too, as Twitch's client libraries send them; off, such a query is refused.
     pub query_params: bool,
+    /// How long requests in flight may take to finish after SIGTERM before the server
+    /// stops anyway.
+    pub shutdown_grace: Duration,
+    /// Take the request id from a request's `X-Request-Id` (set by a proxy in front that
+    /// replaces any the caller sent); otherwise every request gets a new one.
+    pub trust_request_id: bool,
 }
 
 impl Default for ServerConfig {
@@ -72,6 +80,8 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_secs(10),
             max_connections: 10_000,
             query_params: true,
+            shutdown_grace: Duration::from_secs(30),
+            trust_request_id: false,
         }
     }
 }
@@ -119,11 +129,14 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
+    let trust_request_id = state.config.trust_request_id;
     routes::router(&state)
         .layer(axum::middleware::from_fn(security_headers::add))
-        .layer(axum::middleware::from_fn(http_log::log))
+        .layer(axum::middleware::from_fn(move |req, next| http_log::log(trust_request_id, req, next)))
         .with_state(state)
 }
+
+pub use management::{router as management_router, serve as serve_management};
 
 /// Serves until the future `shutdown` completes, purging expired records in the
 /// background meanwhile.
@@ -133,9 +146,15 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let purge = tokio::spawn(purge_loop(state.clone()));
-    let limits = listener::Limits { header_read_timeout: state.config.header_read_timeout, max_connections: state.config.max_connections };
+    let upkeep = tokio::spawn(metrics::upkeep());
+    let limits = listener::Limits {
+        header_read_timeout: state.config.header_read_timeout,
+        max_connections: state.config.max_connections,
+        shutdown_grace: state.config.shutdown_grace,
+    };
     let result = listener::serve(listener, router(state), limits, shutdown).await;
     purge.abort();
+    upkeep.abort();
     result
 }
 
@@ -146,7 +165,10 @@ async fn purge_loop(state: AppState) {
         tick.tick().await;
         match state.auth.store.purge_expired(state.auth.now()).await {
             Ok(0) => {}
-            Ok(n) => tracing::debug!(rows = n, "purged expired records"),
+            Ok(n) => {
+                metrics::purged(n);
+                tracing::debug!(rows = n, "purged expired records");
+            }
             Err(e) => tracing::warn!(error = %e, "purging expired records failed"),
         }
         let before = state.auth.now() - state.config.event_retention.as_secs() as i64;

@@ -19,6 +19,8 @@ pub(crate) struct Limits {
     /// for a request, so it is also the idle timeout between requests.
     pub header_read_timeout: Duration,
     pub max_connections: usize,
+    /// How long requests in flight may take to finish once shutdown has begun.
+    pub shutdown_grace: Duration,
 }
 
 /// Serves `app` until `shutdown` completes, then lets requests in flight finish.
@@ -63,9 +65,15 @@ pub(crate) async fn serve(
             }
         });
     }
+    // New connections are refused from here on, not left waiting in the backlog.
+    drop(listener);
     let _ = stop.send(true);
     // Every connection holds a permit: all of them back means all have finished.
-    let _ = permits.acquire_many(limits.max_connections.max(1) as u32).await;
+    let all = limits.max_connections.max(1) as u32;
+    if tokio::time::timeout(limits.shutdown_grace, permits.acquire_many(all)).await.is_err() {
+        let open = all as usize - permits.available_permits();
+        tracing::warn!(connections = open, grace = ?limits.shutdown_grace, "requests still running at the end of the shutdown grace; stopping anyway");
+    }
     Ok(())
 }
 

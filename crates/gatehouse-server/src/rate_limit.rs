@@ -94,8 +94,16 @@ pub struct SharedQueues(Mutex<HashMap<String, Vec<oneshot::Sender<RateDecision>>
 const LET_THROUGH: RateDecision = RateDecision { allowed: true, remaining: 0, reset_after: 0, retry_after: 0 };
 
 impl AppState {
-    /// Takes one request from bucket `key`.
+    /// Takes one request from bucket `key`; a refusal is counted in the metrics.
     pub(crate) async fn take_rate(&self, key: &str, budget: RateBudget) -> RateDecision {
+        let decision = self.take_from_bucket(key, budget).await;
+        if !decision.allowed {
+            crate::metrics::rate_limited(key);
+        }
+        decision
+    }
+
+    async fn take_from_bucket(&self, key: &str, budget: RateBudget) -> RateDecision {
         if !self.config.rate_limits.shared {
             return self.buckets.take(key, budget, self.auth.now());
         }

@@ -74,6 +74,17 @@ pub trait Db: Send + Sync + Sized + 'static {
     /// The queue of the hot writes (see `group_commit`).
     fn tokens(&self) -> &TokenWriter;
 
+    /// The migrations this build applies to the backend.
+    fn migrator() -> &'static sqlx::migrate::Migrator;
+
+    /// For readiness: whether the database's file is still the one open (SQLite).
+    fn check_file(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
+    /// Connections of the pool, for metrics.
+    fn pool_usage(&self) -> gatehouse_core::store::PoolUsage;
+
     // The lookups every request makes, which a backend may make its own way.
 
     fn find_access(&self, token_hash: &str) -> impl Future<Output = StoreResult<Option<AccessTokenInfo>>> + Send {

@@ -165,7 +165,12 @@ async fn run(writer: impl WriteBatch, mut rx: mpsc::Receiver<Queued>) {
 /// Writes `batch` and answers (and empties) it.
 async fn write_and_answer(writer: &impl WriteBatch, batch: &mut Vec<Queued>) {
     let (jobs, answers): (Vec<Job>, Vec<_>) = batch.drain(..).unzip();
-    match writer.write(&jobs).await {
+    let started = std::time::Instant::now();
+    let written = writer.write(&jobs).await;
+    // Once a batch, not once a request: the registry lookup of the macros is cheap here.
+    metrics::histogram!("gatehouse_store_batch_size").record(jobs.len() as f64);
+    metrics::histogram!("gatehouse_store_batch_commit_seconds").record(started.elapsed().as_secs_f64());
+    match written {
         Ok(outcomes) => {
             for (answer, outcome) in answers.into_iter().zip(outcomes) {
                 let _ = answer.send(Ok(outcome));

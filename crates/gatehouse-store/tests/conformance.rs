@@ -143,6 +143,7 @@ on_every_backend!(
     refused_polls_do_not_restart_the_clock,
     events_are_listed_newest_first_by_filter_and_purged_by_age,
     a_secret_note_is_taken_once_and_dies_with_its_session,
+    a_migrated_store_is_ready_and_reports_its_pool,
 );
 
 #[path = "conformance/device_polling.rs"]
@@ -160,6 +161,12 @@ mod cases {
     pub use super::device_polling::refused_polls_do_not_restart_the_clock;
 
     const NOW: i64 = 1_800_000_000;
+
+    pub async fn a_migrated_store_is_ready_and_reports_its_pool(store: Arc<dyn Store>) {
+        store.check_ready().await.expect("a freshly migrated store is ready");
+        let usage = store.pool_usage();
+        assert!(usage.in_use + usage.idle >= 1, "no connection reported: {usage:?}");
+    }
     const CAPS: RefreshCaps = RefreshCaps { per_client_user: 20, per_user: 200 };
 
     pub async fn user(store: &dyn Store, login: &str) -> User {

@@ -148,6 +148,7 @@ async fn refuse(
         Refusal::Invalid => invalid(),
         Refusal::Reused => {
             tracing::warn!(client_id = %client.id, "rotated refresh token reused; revoking its family");
+            metrics::counter!("gatehouse_refresh_token_reuse_total").increment(1);
             auth.store.revoke_family(record.family()).await?;
             // Then the token: presented again, it is refused as revoked instead of
             // revoking the family once more (after the family, so that a crash between

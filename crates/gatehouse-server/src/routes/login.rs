@@ -127,8 +127,8 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
     };
     // Against guessing: budgets per address and per account, before the check runs.
     if let Err(t) = password_budget::take(&state, &headers, peer, &login, user.as_ref()).await {
-        let failed = audit::event(&state, EventKind::SignInFailed, &headers, peer).subject_login(&login);
-        audit::record(&state, failed.detail(if t.per_account { "over the account's budget" } else { "over the address's budget" })).await;
+        // Counted, not recorded: a refusal costs no row, so the budget also bounds the log.
+        crate::metrics::sign_in("rate_limited");
         let shown = if t.per_account { login.as_str() } else { "" };
         let mut res = render_form(&state, &visitor, &next, shown, Some(&t.message), StatusCode::TOO_MANY_REQUESTS).await;
         t.add_headers(&mut res);
@@ -147,10 +147,12 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
         Some(u) if ok => u,
         tried => {
             tracing::info!("failed sign-in");
+            crate::metrics::sign_in("failure");
+            // What was typed for an unknown login is not kept: people type passwords there.
             let failed = audit::event(&state, EventKind::SignInFailed, &headers, peer);
             let failed = match &tried {
                 Some(u) => failed.subject(u).detail("wrong password"),
-                None => failed.subject_login(&login).detail("unknown login"),
+                None => failed.detail("unknown login"),
             };
             audit::record(&state, failed).await;
             let msg = Some("Incorrect username or password.");
@@ -167,6 +169,7 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
     let remember = known_browser::remember(&state, &user);
     match Visitor::sign_in(&state, user).await {
         Ok(v) => {
+            crate::metrics::sign_in("success");
             let mut res = with_cookie(Redirect::to(&next).into_response(), &v);
             res.headers_mut().extend(remember.map(|c| (header::SET_COOKIE, c)));
             res

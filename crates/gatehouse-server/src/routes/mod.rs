@@ -17,6 +17,8 @@ use axum::Router;
 
 use crate::AppState;
 
+pub(crate) use meta::healthz;
+
 pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .merge(api::router(state))

@@ -26,19 +26,36 @@ use crate::AppState;
     security((), ("client_basic" = []))
 )]
 pub async fn token(State(state): State<AppState>, Peer(peer): Peer, headers: HeaderMap, OAuthParams(p): OAuthParams) -> Result<Response, AppError> {
+    let result = respond(&state, peer, &headers, &p).await;
+    match &result {
+        Ok(res) if res.status().is_success() => crate::metrics::tokens().issued(p.get("grant_type").unwrap_or("")),
+        Ok(_) => {} // 429: counted by the rate limiter
+        Err(AppError::OAuth(e)) => crate::metrics::token_error(e.code.as_str()),
+        Err(AppError::Unavailable) => crate::metrics::token_error("temporarily_unavailable"),
+        Err(_) => crate::metrics::token_error("other"),
+    }
+    result
+}
+
+async fn respond(
+    state: &AppState,
+    peer: Option<std::net::SocketAddr>,
+    headers: &HeaderMap,
+    p: &crate::params::Params,
+) -> Result<Response, AppError> {
     let grant_type = p.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
     if !matches!(grant_type, "authorization_code" | "refresh_token" | "client_credentials" | DEVICE_CODE) {
         return Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "unsupported grant_type").into());
     }
     let auth = &state.auth;
-    let client = authenticate(auth, &p.client_credentials(&headers)?).await?;
+    let client = authenticate(auth, &p.client_credentials(headers)?).await?;
     // Refused before counting: anyone can name a public client, and a grant it cannot
     // use must not spend its users' budget.
     if grant_type == "client_credentials" && client.kind == ClientKind::Public {
         return Err(OAuthError::unauthorized_client("public clients cannot use the client_credentials grant").into());
     }
     // Counted after authentication, so nobody can spend a confidential client's budget.
-    let decision = match state.take_client_rate("token", &client, &state.client_ip(&headers, peer)).await {
+    let decision = match state.take_client_rate("token", &client, &state.client_ip(headers, peer)).await {
         Ok(d) => d,
         Err(too_many) => return Ok(too_many),
     };

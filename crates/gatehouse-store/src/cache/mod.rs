@@ -358,4 +358,12 @@ impl Upkeep for CachedStore {
     async fn purge_expired(&self, now: i64) -> StoreResult<u64> {
         self.inner.purge_expired(now).await
     }
+
+    async fn check_ready(&self) -> StoreResult<()> {
+        self.inner.check_ready().await
+    }
+
+    fn pool_usage(&self) -> gatehouse_core::store::PoolUsage {
+        self.inner.pool_usage()
+    }
 }

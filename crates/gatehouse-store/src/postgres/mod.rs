@@ -154,6 +154,15 @@ impl Db for PgDb {
         &self.tokens
     }
 
+    fn migrator() -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
+    }
+
+    fn pool_usage(&self) -> gatehouse_core::store::PoolUsage {
+        let (size, idle) = (self.pool.size() + self.rates.size(), (self.pool.num_idle() + self.rates.num_idle()) as u32);
+        gatehouse_core::store::PoolUsage { in_use: size.saturating_sub(idle), idle }
+    }
+
     async fn find_access(&self, token_hash: &str) -> StoreResult<Option<AccessTokenInfo>> {
         self.access.get(token_hash).await
     }

@@ -131,4 +131,25 @@ impl<D: Db> Upkeep for SqlStore<D> {
         }
         Ok(total)
     }
+
+    async fn check_ready(&self) -> StoreResult<()> {
+        let rows = self.db.read("SELECT MAX(version) FROM _sqlx_migrations WHERE success = TRUE", &[]).await?;
+        let applied = match rows.into_iter().next() {
+            Some(mut row) => row.opt_int(0)?,
+            None => None,
+        };
+        let latest = D::migrator().iter().map(|m| m.version).max();
+        if applied != latest {
+            return Err(gatehouse_core::error::StoreError::Unavailable(format!(
+                "the database is at migration {}, this Gatehouse expects {}",
+                applied.map_or("none".into(), |v| v.to_string()),
+                latest.unwrap_or(0)
+            )));
+        }
+        self.db.check_file()
+    }
+
+    fn pool_usage(&self) -> gatehouse_core::store::PoolUsage {
+        self.db.pool_usage()
+    }
 }

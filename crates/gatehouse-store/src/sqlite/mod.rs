@@ -59,6 +59,8 @@ pub struct SqliteDb {
     /// Dropped with the store, these end the writer thread and the checkpointer.
     _stop_writer: tokio::sync::oneshot::Sender<()>,
     _stop_checkpoints: Option<std::sync::mpsc::Sender<()>>,
+    /// None for `:memory:`.
+    file: Option<OpenFile>,
 }
 
 /// How often the checkpointer copies the write-ahead log into the database file.
@@ -127,6 +129,14 @@ impl SqliteDb {
                 (Some(readers), Some(checkpoints))
             }
         };
+        let open_file = match file.as_str() {
+            "" => None,
+            file => {
+                let path = std::path::PathBuf::from(file);
+                let id = OpenFile::identify(&path).map_err(|e| SqliteOpenError::Create { path: file.to_string(), source: e })?;
+                Some(OpenFile { path, id })
+            }
+        };
         let conn = Arc::new(Mutex::new(writer_conn));
         let (stop_writer, stopped) = tokio::sync::oneshot::channel();
         let (writer, tokens) = start_writer(conn.clone(), options.wait, stopped).map_err(SqliteOpenError::Thread)?;
@@ -141,7 +151,16 @@ impl SqliteDb {
             }
             None => None,
         };
-        Ok(SqliteDb { writer, conn, wait: options.wait, tokens, readers, _stop_writer: stop_writer, _stop_checkpoints: stop_checkpoints })
+        Ok(SqliteDb {
+            writer,
+            conn,
+            wait: options.wait,
+            tokens,
+            readers,
+            _stop_writer: stop_writer,
+            _stop_checkpoints: stop_checkpoints,
+            file: open_file,
+        })
     }
 
     /// Runs `work` on the writer thread with its connection; a panic in it fails only
@@ -237,6 +256,54 @@ impl Db for SqliteDb {
     fn tokens(&self) -> &TokenWriter {
         &self.tokens
     }
+
+    fn migrator() -> &'static sqlx::migrate::Migrator {
+        &migrate::MIGRATOR
+    }
+
+    fn check_file(&self) -> StoreResult<()> {
+        match &self.file {
+            Some(file) => file.check(),
+            None => Ok(()),
+        }
+    }
+
+    fn pool_usage(&self) -> gatehouse_core::store::PoolUsage {
+        let (in_use, idle) = self.readers.as_ref().map_or((0, 0), Readers::usage);
+        gatehouse_core::store::PoolUsage { in_use, idle }
+    }
+}
+
+/// The database file the store opened, known by its device and inode: a file deleted or
+/// replaced at its path goes on being written, and every later write is lost on restart.
+struct OpenFile {
+    path: std::path::PathBuf,
+    id: (u64, u64),
+}
+
+impl OpenFile {
+    fn identify(path: &std::path::Path) -> std::io::Result<(u64, u64)> {
+        let meta = std::fs::metadata(path)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            Ok((meta.dev(), meta.ino()))
+        }
+        // Elsewhere only a deleted file is seen.
+        #[cfg(not(unix))]
+        {
+            let _ = meta;
+            Ok((0, 0))
+        }
+    }
+
+    fn check(&self) -> StoreResult<()> {
+        match Self::identify(&self.path) {
+            Ok(id) if id == self.id => Ok(()),
+            Ok(_) => Err(StoreError::Unavailable(format!("{} was replaced by another file after it was opened", self.path.display()))),
+            Err(e) => Err(StoreError::Unavailable(format!("{} is gone: {e}", self.path.display()))),
+        }
+    }
 }
 
 /// A statement and its arguments, owned, to be sent to the writer thread.
@@ -312,6 +379,24 @@ mod tests {
         assert!(started.elapsed() < wait * 3, "four queued writes took {:?} with a wait of {wait:?}", started.elapsed());
         holder.execute_batch("COMMIT").unwrap();
         store.delete_session("s").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_database_file_moved_away_or_replaced_is_not_ready() {
+        use gatehouse_core::store::Upkeep;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ready.db");
+        let store = crate::SqliteStore::open(path.to_str().unwrap()).await.unwrap();
+        store.check_ready().await.expect("ready when opened");
+        std::fs::rename(&path, dir.path().join("away.db")).unwrap();
+        let gone = store.check_ready().await.expect_err("the file is gone");
+        assert!(gone.to_string().contains("gone"), "{gone}");
+        std::fs::rename(dir.path().join("away.db"), &path).unwrap();
+        store.check_ready().await.expect("the same file back");
+        std::fs::copy(&path, dir.path().join("copy.db")).unwrap();
+        std::fs::rename(dir.path().join("copy.db"), &path).unwrap();
+        let replaced = store.check_ready().await.expect_err("another file at the path");
+        assert!(replaced.to_string().contains("replaced"), "{replaced}");
     }
 
     #[tokio::test]

@@ -32,6 +32,12 @@ impl Readers {
         Ok(Readers { conns: conns.into_boxed_slice(), next: AtomicUsize::new(0) })
     }
 
+    /// Connections (in use, idle) at this moment, for metrics.
+    pub fn usage(&self) -> (u32, u32) {
+        let in_use = self.conns.iter().filter(|c| c.try_lock().is_err()).count() as u32;
+        (in_use, self.conns.len() as u32 - in_use)
+    }
+
     /// Runs the query on a free connection, or waits for one when all are in use (a
     /// lookup takes microseconds). None: the database was busy.
     pub fn query(&self, sql: &str, args: &[Arg<'_>]) -> Option<StoreResult<Vec<Row>>> {
