@@ -392,6 +392,7 @@ async fn serve(
         header_read_timeout: file.header_read_timeout()?,
         max_connections: file.max_connections()?,
         query_params: file.oauth_query_params()?,
+        console_requires_2fa: file.console_requires_2fa()?,
     };
     tracing::info!(%local, issuer = %config.issuer, "gatehouse listening");
     if !config.secure_cookies() && !is_loopback_issuer(&config.issuer) {

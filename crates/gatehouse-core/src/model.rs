@@ -76,6 +76,28 @@ pub struct Session {
     pub user_id: String,
     pub auth_time: i64,
     pub expires_at: i64,
+    /// The browser's User-Agent at sign-in (cut short), shown on the security page.
+    pub user_agent: String,
+    /// The client address last seen using the session.
+    pub address: String,
+    /// When the session was last used, to within `SESSION_SEEN_EVERY` seconds.
+    pub last_seen: i64,
+}
+
+/// How often a session's last use is written: page views must not each be a write.
+pub const SESSION_SEEN_EVERY: i64 = 60;
+
+/// A user's two-factor sign-in (TOTP). The secret is sealed by the keyring, never in
+/// the clear.
+#[derive(Debug, Clone)]
+pub struct TwoFactor {
+    pub user_id: String,
+    pub secret_sealed: String,
+    /// The newest time step whose code was accepted: no code of it or before is again.
+    pub last_step: i64,
+    pub enabled_at: i64,
+    /// Recovery codes not yet used.
+    pub recovery_codes_left: i64,
 }
 
 #[derive(Debug, Clone)]

@@ -92,6 +92,35 @@ pub trait Accounts: Send + Sync {
     async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
 }
 
+/// A user's signed-in browsers, as the security page lists them.
+#[async_trait]
+pub trait Sessions: Send + Sync {
+    /// The user's unexpired sessions, most recently seen first.
+    async fn list_sessions(&self, user_id: &str, now: i64) -> StoreResult<Vec<Session>>;
+    /// Records a use of the session: when and from where.
+    async fn touch_session(&self, id_hash: &str, address: &str, now: i64) -> StoreResult<()>;
+    /// Ends one of the user's sessions; false if the user had no such session.
+    async fn end_session(&self, user_id: &str, id_hash: &str) -> StoreResult<bool>;
+    /// Ends every session of the user but `keep` (all of them when None); the count ended.
+    async fn end_sessions(&self, user_id: &str, keep: Option<&str>) -> StoreResult<u64>;
+}
+
+/// Two-factor sign-in: a sealed TOTP secret and single-use recovery codes per user.
+#[async_trait]
+pub trait TwoFactors: Send + Sync {
+    async fn find_two_factor(&self, user_id: &str) -> StoreResult<Option<TwoFactor>>;
+    /// Turns two-factor on with these recovery-code digests; false (and nothing
+    /// changed) if it was on already.
+    async fn enable_two_factor(&self, two_factor: &TwoFactor, recovery_hashes: &[String]) -> StoreResult<bool>;
+    /// Atomically records `step` as used if it is newer than the last used step; false
+    /// if it is not (the code was used already, or a newer one was).
+    async fn claim_totp_step(&self, user_id: &str, step: i64) -> StoreResult<bool>;
+    /// Atomically marks an unused recovery code used; false if there was none.
+    async fn use_recovery_code(&self, user_id: &str, code_hash: &str, now: i64) -> StoreResult<bool>;
+    /// Turns two-factor off: the secret and every recovery code are deleted.
+    async fn disable_two_factor(&self, user_id: &str) -> StoreResult<bool>;
+}
+
 /// Registered applications.
 #[async_trait]
 pub trait Clients: Send + Sync {
@@ -252,6 +281,6 @@ pub trait PlatformData: Send + Sync {
 }
 
 /// The whole storage contract: what a backend implements, and what the server holds.
-pub trait Store: Accounts + Clients + Grants + Tokens + SigningKeys + RateBuckets + Upkeep + PlatformData + 'static {}
+pub trait Store: Accounts + Sessions + TwoFactors + Clients + Grants + Tokens + SigningKeys + RateBuckets + Upkeep + PlatformData + 'static {}
 
-impl<T> Store for T where T: Accounts + Clients + Grants + Tokens + SigningKeys + RateBuckets + Upkeep + PlatformData + 'static {}
+impl<T> Store for T where T: Accounts + Sessions + TwoFactors + Clients + Grants + Tokens + SigningKeys + RateBuckets + Upkeep + PlatformData + 'static {}

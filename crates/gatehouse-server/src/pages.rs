@@ -26,6 +26,11 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("secret.html", include_str!("../templates/secret.html")),
     ("connections.html", include_str!("../templates/connections.html")),
     ("password.html", include_str!("../templates/password.html")),
+    ("login_code.html", include_str!("../templates/login_code.html")),
+    ("two_factor.html", include_str!("../templates/two_factor.html")),
+    ("two_factor_codes.html", include_str!("../templates/two_factor_codes.html")),
+    ("needs_2fa.html", include_str!("../templates/needs_2fa.html")),
+    ("security.html", include_str!("../templates/security.html")),
 ];
 
 pub const STYLESHEET: &str = include_str!("../static/style.css");

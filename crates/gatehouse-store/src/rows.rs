@@ -150,10 +150,32 @@ pub(crate) fn consent(r: &mut Row) -> StoreResult<Consent> {
     })
 }
 
-pub(crate) const SESSION_SELECT: &str = "SELECT id_hash, user_id, auth_time, expires_at FROM sessions";
+pub(crate) const SESSION_SELECT: &str =
+    "SELECT id_hash, user_id, auth_time, expires_at, user_agent, address, last_seen FROM sessions";
 
 pub(crate) fn session(mut r: Row) -> StoreResult<Session> {
-    Ok(Session { id_hash: r.text(0)?, user_id: r.text(1)?, auth_time: r.int(2)?, expires_at: r.int(3)? })
+    Ok(Session {
+        id_hash: r.text(0)?,
+        user_id: r.text(1)?,
+        auth_time: r.int(2)?,
+        expires_at: r.int(3)?,
+        user_agent: r.text(4)?,
+        address: r.text(5)?,
+        last_seen: r.int(6)?,
+    })
+}
+
+pub(crate) const TWO_FACTOR_SELECT: &str = "SELECT t.user_id, t.secret_sealed, t.last_step, t.enabled_at, \
+    (SELECT count(*) FROM recovery_codes r WHERE r.user_id = t.user_id AND r.used_at IS NULL) FROM two_factor t";
+
+pub(crate) fn two_factor(mut r: Row) -> StoreResult<TwoFactor> {
+    Ok(TwoFactor {
+        user_id: r.text(0)?,
+        secret_sealed: r.text(1)?,
+        last_step: r.int(2)?,
+        enabled_at: r.int(3)?,
+        recovery_codes_left: r.int(4)?,
+    })
 }
 
 pub(crate) const SIGNING_KEY_SELECT: &str =

@@ -141,10 +141,14 @@ on_every_backend!(
     rate_buckets_empty_refill_and_hold_under_concurrency,
     device_authorizations_poll_decide_and_redeem_once,
     refused_polls_do_not_restart_the_clock,
+    sessions_are_listed_touched_and_ended,
+    two_factor_steps_and_recovery_codes_are_used_once,
 );
 
 #[path = "conformance/device_polling.rs"]
 mod device_polling;
+#[path = "conformance/two_factor.rs"]
+mod two_factor;
 
 #[test]
 fn both_backends_hold_the_same_migration_versions() {
@@ -156,6 +160,7 @@ fn both_backends_hold_the_same_migration_versions() {
 mod cases {
     use super::*;
     pub use super::device_polling::refused_polls_do_not_restart_the_clock;
+    pub use super::two_factor::{session, sessions_are_listed_touched_and_ended, two_factor_steps_and_recovery_codes_are_used_once};
 
     const NOW: i64 = 1_800_000_000;
     const CAPS: RefreshCaps = RefreshCaps { per_client_user: 20, per_user: 200 };
@@ -304,7 +309,7 @@ mod cases {
 
     pub async fn sessions_expire(store: Arc<dyn Store>) {
         let u = user(&*store, "alice").await;
-        let s = Session { id_hash: random_token(64), user_id: u.id.clone(), auth_time: NOW, expires_at: NOW + 10 };
+        let s = session(random_token(64), &u.id, NOW + 10);
         store.create_session(&s).await.unwrap();
         assert!(store.find_session(&s.id_hash, NOW + 9).await.unwrap().is_some());
         assert!(store.find_session(&s.id_hash, NOW + 10).await.unwrap().is_none());
@@ -583,7 +588,7 @@ mod cases {
             store.insert_tokens(i, CAPS, NOW).await.unwrap();
         }
         for (id, who) in [("here", &alice), ("there", &alice), ("bobs", &bob)] {
-            let session = Session { id_hash: id.into(), user_id: who.id.clone(), auth_time: NOW, expires_at: NOW + 60 };
+            let session = session(id.into(), &who.id, NOW + 60);
             store.create_session(&session).await.unwrap();
         }
         store.change_password(&alice.id, "$argon2id$new", "here").await.unwrap();
@@ -692,7 +697,7 @@ mod cases {
         store.insert_tokens(&old, CAPS, NOW).await.unwrap();
         let k = code(&c, &u);
         store.insert_code(&k).await.unwrap();
-        store.create_session(&Session { id_hash: "s".into(), user_id: u.id.clone(), auth_time: NOW, expires_at: NOW - 1 }).await.unwrap();
+        store.create_session(&session("s".into(), &u.id, NOW - 1)).await.unwrap();
         let n = store.purge_expired(NOW + 10).await.unwrap();
         assert_eq!(n, 2, "the expired access token and session");
         assert!(store.find_access_token(&old.access.token_hash).await.unwrap().is_none());

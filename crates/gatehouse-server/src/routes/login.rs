@@ -4,7 +4,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use gatehouse_core::accounts::{check_login, decoy_hash, verify_password};
+use gatehouse_core::accounts::{check_login, decoy_hash};
 use serde::Deserialize;
 
 use crate::error::AppError;
@@ -76,7 +76,7 @@ pub struct LoginQuery {
     next: Option<String>,
 }
 
-async fn render_form(state: &AppState, visitor: &Visitor, next: &str, login: &str, error: Option<&str>, status: StatusCode) -> Response {
+pub(crate) async fn login_page(state: &AppState, visitor: &Visitor, next: &str, login: &str, error: Option<&str>, status: StatusCode) -> Response {
     let ctx = minijinja::context! {
         csrf => visitor.csrf_token(),
         next,
@@ -91,7 +91,7 @@ async fn render_form(state: &AppState, visitor: &Visitor, next: &str, login: &st
 pub async fn form(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<LoginQuery>) -> Response {
     let Ok(visitor) = Visitor::load(&state, &headers).await else { return unavailable() };
     let next = safe_next(q.next.as_deref());
-    render_form(&state, &visitor, &next, "", None, StatusCode::OK).await
+    login_page(&state, &visitor, &next, "", None, StatusCode::OK).await
 }
 
 pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: HeaderMap, body: Bytes) -> Response {
@@ -99,6 +99,9 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
         Ok(form) => form,
         Err(refused) => return refused,
     };
+    if p.get("pending").is_some() {
+        return super::two_factor::second_step(&state, Peer(peer), &headers, &p, visitor).await;
+    }
     let next = safe_next(p.get("next"));
     let login = p.get("login").unwrap_or("").trim().to_string();
     let password = p.get("password").unwrap_or("").to_string();
@@ -114,7 +117,7 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
     // Against guessing: budgets per address and per account, before the check runs.
     if let Err(t) = password_budget::take(&state, &headers, peer, &login, user.as_ref()).await {
         let shown = if t.per_account { login.as_str() } else { "" };
-        let mut res = render_form(&state, &visitor, &next, shown, Some(&t.message), StatusCode::TOO_MANY_REQUESTS).await;
+        let mut res = login_page(&state, &visitor, &next, shown, Some(&t.message), StatusCode::TOO_MANY_REQUESTS).await;
         t.add_headers(&mut res);
         return res;
     }
@@ -122,26 +125,35 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
     // Verify against a decoy when the login is unknown, so timing does not tell which
     // logins exist. Argon2id takes 19 MiB and tens of milliseconds: a semaphore keeps
     // a flood of sign-ins from taking every thread and all memory.
-    let Ok(_permit) = state.password_checks.acquire().await else { return unavailable() };
-    let hash = user.as_ref().map(|u| u.password_hash.clone());
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, hash.as_deref().unwrap_or_else(|| decoy_hash())))
-        .await
-        .unwrap_or(false);
+    let hash = user.as_ref().map_or_else(|| decoy_hash().to_string(), |u| u.password_hash.clone());
+    let ok = state.verify_password(password, hash).await;
     let Some(user) = user.filter(|_| ok) else {
         tracing::info!("failed sign-in");
         let msg = Some("Incorrect username or password.");
-        return render_form(&state, &visitor, &next, &login, msg, StatusCode::UNAUTHORIZED).await;
+        return login_page(&state, &visitor, &next, &login, msg, StatusCode::UNAUTHORIZED).await;
     };
+    // Two-factor sign-in: one page more, for the code; no second password check.
+    match super::two_factor::is_on(&state, &user.id).await {
+        Ok(true) => return super::two_factor::ask_code(&state, &visitor, &user, &next),
+        Ok(false) => {}
+        Err(r) => return r,
+    }
+    finish_sign_in(&state, visitor, user, &next).await
+}
+
+/// Signs `user` in at this browser (the password, and the code if asked for, were
+/// right) and sends it on to `next`.
+pub(crate) async fn finish_sign_in(state: &AppState, visitor: Visitor, user: gatehouse_core::model::User, next: &str) -> Response {
     if visitor.signed_in.is_some() {
         // Switching accounts: end the old session rather than leave it behind.
-        if visitor.sign_out(&state).await.is_err() {
+        if visitor.sign_out(state).await.is_err() {
             return unavailable();
         }
     }
-    let remember = known_browser::remember(&state, &user);
-    match Visitor::sign_in(&state, user).await {
+    let remember = known_browser::remember(state, &user);
+    match Visitor::sign_in(state, user).await {
         Ok(v) => {
-            let mut res = with_cookie(Redirect::to(&next).into_response(), &v);
+            let mut res = with_cookie(Redirect::to(next).into_response(), &v);
             res.headers_mut().extend(remember.map(|c| (header::SET_COOKIE, c)));
             res
         }

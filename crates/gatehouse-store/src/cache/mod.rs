@@ -335,3 +335,47 @@ impl Upkeep for CachedStore {
         self.inner.purge_expired(now).await
     }
 }
+
+// Sessions and two-factor records are read once per page or sign-in: never cached, so
+// ending a session or using a code takes effect at once on every instance.
+#[async_trait]
+impl Sessions for CachedStore {
+    async fn list_sessions(&self, user_id: &str, now: i64) -> StoreResult<Vec<Session>> {
+        self.inner.list_sessions(user_id, now).await
+    }
+
+    async fn touch_session(&self, id_hash: &str, address: &str, now: i64) -> StoreResult<()> {
+        self.inner.touch_session(id_hash, address, now).await
+    }
+
+    async fn end_session(&self, user_id: &str, id_hash: &str) -> StoreResult<bool> {
+        self.inner.end_session(user_id, id_hash).await
+    }
+
+    async fn end_sessions(&self, user_id: &str, keep: Option<&str>) -> StoreResult<u64> {
+        self.inner.end_sessions(user_id, keep).await
+    }
+}
+
+#[async_trait]
+impl TwoFactors for CachedStore {
+    async fn find_two_factor(&self, user_id: &str) -> StoreResult<Option<TwoFactor>> {
+        self.inner.find_two_factor(user_id).await
+    }
+
+    async fn enable_two_factor(&self, two_factor: &TwoFactor, recovery_hashes: &[String]) -> StoreResult<bool> {
+        self.inner.enable_two_factor(two_factor, recovery_hashes).await
+    }
+
+    async fn claim_totp_step(&self, user_id: &str, step: i64) -> StoreResult<bool> {
+        self.inner.claim_totp_step(user_id, step).await
+    }
+
+    async fn use_recovery_code(&self, user_id: &str, code_hash: &str, now: i64) -> StoreResult<bool> {
+        self.inner.use_recovery_code(user_id, code_hash, now).await
+    }
+
+    async fn disable_two_factor(&self, user_id: &str) -> StoreResult<bool> {
+        self.inner.disable_two_factor(user_id).await
+    }
+}

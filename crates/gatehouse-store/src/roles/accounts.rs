@@ -61,8 +61,17 @@ impl<D: Db> Accounts for SqlStore<D> {
     async fn create_session(&self, s: &Session) -> StoreResult<()> {
         self.db
             .write(
-                "INSERT INTO sessions (id_hash, user_id, auth_time, expires_at) VALUES ($1, $2, $3, $4)",
-                &[(&s.id_hash).into(), (&s.user_id).into(), s.auth_time.into(), s.expires_at.into()],
+                "INSERT INTO sessions (id_hash, user_id, auth_time, expires_at, user_agent, address, last_seen) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    (&s.id_hash).into(),
+                    (&s.user_id).into(),
+                    s.auth_time.into(),
+                    s.expires_at.into(),
+                    (&s.user_agent).into(),
+                    (&s.address).into(),
+                    s.last_seen.into(),
+                ],
             )
             .await?;
         Ok(())

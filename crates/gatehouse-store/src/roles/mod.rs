@@ -4,5 +4,7 @@ mod accounts;
 mod clients;
 mod grants;
 mod platform;
+mod sessions;
+mod two_factor;
 mod tokens;
 mod upkeep;
