@@ -3,7 +3,7 @@
 use crate::pkce;
 use crate::scope::ScopeSet;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct User {
     pub id: String,
     pub login: String,
@@ -11,6 +11,50 @@ pub struct User {
     /// Argon2id PHC string.
     pub password_hash: String,
     pub created_at: i64,
+    /// The user followed a link mailed to `email`: only then do applications see it as
+    /// verified, and only one account may hold an address verified.
+    pub email_verified: bool,
+    /// An operator disabled the account: it cannot sign in and holds no working token.
+    pub disabled: bool,
+    /// May use the operator pages (`/admin`).
+    pub is_admin: bool,
+}
+
+/// What a link mailed to a user (or printed by `gatehouse user reset-link`) lets them do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkPurpose {
+    /// Prove the address in the link's `email`, making it the account's verified email.
+    VerifyEmail,
+    /// Choose a new password.
+    ResetPassword,
+}
+
+impl LinkPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkPurpose::VerifyEmail => "verify_email",
+            LinkPurpose::ResetPassword => "reset_password",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "verify_email" => Some(LinkPurpose::VerifyEmail),
+            "reset_password" => Some(LinkPurpose::ResetPassword),
+            _ => None,
+        }
+    }
+}
+
+/// A single-use link token. The link carries the random token; the store holds its digest.
+#[derive(Debug, Clone)]
+pub struct LinkToken {
+    pub token_hash: String,
+    pub user_id: String,
+    pub purpose: LinkPurpose,
+    /// The address the link was sent to (for a verification: the address it proves).
+    pub email: String,
+    pub created_at: i64,
+    pub expires_at: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

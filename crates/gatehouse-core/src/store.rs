@@ -90,6 +90,34 @@ pub trait Accounts: Send + Sync {
     async fn create_session(&self, session: &Session) -> StoreResult<()>;
     async fn find_session(&self, id_hash: &str, now: i64) -> StoreResult<Option<Session>>;
     async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
+
+    /// Every account whose email is `email` ignoring case, the one holding it verified
+    /// (at most one) first.
+    async fn find_users_by_email(&self, email: &str) -> StoreResult<Vec<User>>;
+    /// Every account, by login.
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    /// Disables or enables an account; false if there is none. Disabling is atomic and
+    /// takes effect at once: every session ends, every refresh and access token of the
+    /// user is revoked, unredeemed codes and approved device authorizations are dropped,
+    /// and mailed links stop working. Enabling gives nothing of that back.
+    async fn set_user_disabled(&self, user_id: &str, disabled: bool) -> StoreResult<bool>;
+    /// Grants or revokes the admin role; false if there is no such account.
+    async fn set_user_admin(&self, user_id: &str, admin: bool) -> StoreResult<bool>;
+    /// Deletes an account atomically: its sessions, consents, codes, tokens and links,
+    /// and the applications it owns with every code, token and consent issued to them.
+    /// The deleted applications' ids, or None if there was no such account.
+    async fn delete_user(&self, user_id: &str) -> StoreResult<Option<Vec<String>>>;
+    /// Makes `email` the account's verified address; `Conflict` if another account holds
+    /// it verified (ignoring case), false if there is no such account.
+    async fn set_verified_email(&self, user_id: &str, email: &str) -> StoreResult<bool>;
+    /// Stores a link; the user's older links of the same purpose stop working, so only
+    /// the newest works.
+    async fn create_link(&self, link: &LinkToken) -> StoreResult<()>;
+    /// An unexpired link of that purpose, left unused (to show the page it opens).
+    async fn find_link(&self, token_hash: &str, purpose: LinkPurpose, now: i64) -> StoreResult<Option<LinkToken>>;
+    /// Uses an unexpired link of that purpose: it is deleted and returned, once; None
+    /// for a used, expired, superseded or unknown link.
+    async fn take_link(&self, token_hash: &str, purpose: LinkPurpose, now: i64) -> StoreResult<Option<LinkToken>>;
 }
 
 /// A user's signed-in browsers, as the security page lists them.

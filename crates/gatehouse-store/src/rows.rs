@@ -19,10 +19,34 @@ pub(crate) static CLIENT_BY_ID: Sql = LazyLock::new(|| format!("SELECT {CLIENT_C
 pub(crate) static ACCESS_BY_HASH: Sql = LazyLock::new(|| format!("{ACCESS_SELECT} WHERE a.token_hash = $1"));
 pub(crate) static REFRESH_BY_HASH: Sql = LazyLock::new(|| format!("{REFRESH_SELECT} WHERE token_hash = $1"));
 
-pub(crate) const USER_SELECT: &str = "SELECT id, login, email, password_hash, created_at FROM users";
+pub(crate) const USER_SELECT: &str =
+    "SELECT id, login, email, password_hash, created_at, email_verified, disabled, is_admin FROM users";
 
 pub(crate) fn user(mut r: Row) -> StoreResult<User> {
-    Ok(User { id: r.text(0)?, login: r.text(1)?, email: r.text(2)?, password_hash: r.text(3)?, created_at: r.int(4)? })
+    Ok(User {
+        id: r.text(0)?,
+        login: r.text(1)?,
+        email: r.text(2)?,
+        password_hash: r.text(3)?,
+        created_at: r.int(4)?,
+        email_verified: r.flag(5)?,
+        disabled: r.flag(6)?,
+        is_admin: r.flag(7)?,
+    })
+}
+
+pub(crate) const LINK_COLS: &str = "token_hash, user_id, purpose, email, created_at, expires_at";
+
+pub(crate) fn link(mut r: Row) -> StoreResult<LinkToken> {
+    let purpose = r.text(2)?;
+    Ok(LinkToken {
+        token_hash: r.text(0)?,
+        user_id: r.text(1)?,
+        purpose: LinkPurpose::parse(&purpose).ok_or_else(|| StoreError::Backend(format!("bad link purpose {purpose:?}")))?,
+        email: r.text(3)?,
+        created_at: r.int(4)?,
+        expires_at: r.int(5)?,
+    })
 }
 
 /// The client columns, for a SELECT that names clients `c`.

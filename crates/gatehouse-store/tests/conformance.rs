@@ -143,12 +143,20 @@ on_every_backend!(
     refused_polls_do_not_restart_the_clock,
     sessions_are_listed_touched_and_ended,
     two_factor_steps_and_recovery_codes_are_used_once,
+    disabling_a_user_revokes_everything_at_once_and_enabling_restores_sign_in_only,
+    deleting_a_user_removes_the_account_its_grants_and_its_applications,
+    the_admin_flag_is_granted_and_revoked,
+    verified_emails_are_unique_ignoring_case_and_found_by_address,
+    links_are_single_use_expire_and_only_the_newest_works,
+    a_password_change_drops_pending_reset_links,
 );
 
 #[path = "conformance/device_polling.rs"]
 mod device_polling;
 #[path = "conformance/two_factor.rs"]
 mod two_factor;
+#[path = "conformance/accounts.rs"]
+mod accounts;
 
 #[test]
 fn both_backends_hold_the_same_migration_versions() {
@@ -161,6 +169,12 @@ mod cases {
     use super::*;
     pub use super::device_polling::refused_polls_do_not_restart_the_clock;
     pub use super::two_factor::{session, sessions_are_listed_touched_and_ended, two_factor_steps_and_recovery_codes_are_used_once};
+    pub use super::accounts::{
+        a_password_change_drops_pending_reset_links, deleting_a_user_removes_the_account_its_grants_and_its_applications,
+        disabling_a_user_revokes_everything_at_once_and_enabling_restores_sign_in_only,
+        links_are_single_use_expire_and_only_the_newest_works, the_admin_flag_is_granted_and_revoked,
+        verified_emails_are_unique_ignoring_case_and_found_by_address,
+    };
 
     const NOW: i64 = 1_800_000_000;
     const CAPS: RefreshCaps = RefreshCaps { per_client_user: 20, per_user: 200 };
@@ -172,6 +186,7 @@ mod cases {
             email: format!("{login}@example.com"),
             password_hash: "$argon2id$stub".into(),
             created_at: NOW,
+            ..User::default()
         };
         store.create_user(&u).await.unwrap();
         u
@@ -230,7 +245,7 @@ mod cases {
         }
     }
 
-    fn code(c: &Client, u: &User) -> AuthorizationCode {
+    pub fn code(c: &Client, u: &User) -> AuthorizationCode {
         AuthorizationCode {
             code_hash: gatehouse_core::secret::token_key(&gatehouse_core::secret::new_token()),
             client_id: c.id.clone(),
@@ -265,7 +280,7 @@ mod cases {
         }
     }
 
-    async fn refresh_live(store: &dyn Store, hash: &str) -> bool {
+    pub async fn refresh_live(store: &dyn Store, hash: &str) -> bool {
         let r = store.find_refresh_token(hash).await.unwrap().unwrap();
         !r.revoked && r.rotated_at.is_none()
     }

@@ -133,6 +133,56 @@ impl Accounts for CachedStore {
     async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
         self.inner.delete_session(id_hash).await
     }
+
+    async fn find_users_by_email(&self, email: &str) -> StoreResult<Vec<User>> {
+        self.inner.find_users_by_email(email).await
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        self.inner.list_users().await
+    }
+
+    async fn set_user_disabled(&self, user_id: &str, disabled: bool) -> StoreResult<bool> {
+        let result = self.inner.set_user_disabled(user_id, disabled).await;
+        // Cached access tokens of the user stop working here and in every instance now,
+        // not when the staleness runs out.
+        self.invalidate(&[Invalidation::User(user_id.into()), Invalidation::AllTokens]).await;
+        result
+    }
+
+    async fn set_user_admin(&self, user_id: &str, admin: bool) -> StoreResult<bool> {
+        let result = self.inner.set_user_admin(user_id, admin).await;
+        self.invalidate(&[Invalidation::User(user_id.into())]).await;
+        result
+    }
+
+    async fn delete_user(&self, user_id: &str) -> StoreResult<Option<Vec<String>>> {
+        let result = self.inner.delete_user(user_id).await;
+        let mut drops = vec![Invalidation::User(user_id.into()), Invalidation::AllTokens];
+        if let Ok(Some(apps)) = &result {
+            drops.extend(apps.iter().map(|id| Invalidation::Client(id.clone())));
+        }
+        self.invalidate(&drops).await;
+        result
+    }
+
+    async fn set_verified_email(&self, user_id: &str, email: &str) -> StoreResult<bool> {
+        let result = self.inner.set_verified_email(user_id, email).await;
+        self.invalidate(&[Invalidation::User(user_id.into())]).await;
+        result
+    }
+
+    async fn create_link(&self, link: &LinkToken) -> StoreResult<()> {
+        self.inner.create_link(link).await
+    }
+
+    async fn find_link(&self, token_hash: &str, purpose: LinkPurpose, now: i64) -> StoreResult<Option<LinkToken>> {
+        self.inner.find_link(token_hash, purpose, now).await
+    }
+
+    async fn take_link(&self, token_hash: &str, purpose: LinkPurpose, now: i64) -> StoreResult<Option<LinkToken>> {
+        self.inner.take_link(token_hash, purpose, now).await
+    }
 }
 
 #[async_trait]

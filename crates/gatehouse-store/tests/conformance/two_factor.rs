@@ -97,6 +97,11 @@ pub async fn two_factor_steps_and_recovery_codes_are_used_once(store: Arc<dyn St
     assert!(!store.use_recovery_code(&alice.id, "digest1", NOW).await.unwrap());
     assert!(store.enable_two_factor(&record(&alice.id, 7), &["fresh".into()]).await.unwrap());
     assert_eq!(store.find_two_factor(&alice.id).await.unwrap().unwrap().recovery_codes_left, 1);
+
+    // Deleting the account takes its secret and codes with it.
+    assert!(store.delete_user(&alice.id).await.unwrap().is_some());
+    assert!(store.find_two_factor(&alice.id).await.unwrap().is_none());
+    assert!(!store.use_recovery_code(&alice.id, "fresh", NOW).await.unwrap());
 }
 
 async fn futures_count(tasks: impl Iterator<Item = tokio::task::JoinHandle<bool>>) -> usize {
