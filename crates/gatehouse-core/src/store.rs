@@ -165,6 +165,10 @@ pub trait Clients: Send + Sync {
         new_hash: &str,
         previous_expires_at: Option<i64>,
     ) -> StoreResult<bool>;
+    /// Revokes every refresh and access token issued to the client and drops its
+    /// unredeemed codes and approved device authorizations (an operator's answer to a
+    /// leaked secret or a misbehaving app); consents stay. The tokens revoked.
+    async fn revoke_client_tokens(&self, id: &str) -> StoreResult<u64>;
     /// Changes what a developer may edit; `Conflict` if the new name is taken.
     async fn update_client(
         &self,

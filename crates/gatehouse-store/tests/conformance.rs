@@ -143,6 +143,7 @@ on_every_backend!(
     refused_polls_do_not_restart_the_clock,
     sessions_are_listed_touched_and_ended,
     two_factor_steps_and_recovery_codes_are_used_once,
+    revoking_a_clients_tokens_spares_other_clients,
     disabling_a_user_revokes_everything_at_once_and_enabling_restores_sign_in_only,
     deleting_a_user_removes_the_account_its_grants_and_its_applications,
     the_admin_flag_is_granted_and_revoked,
@@ -168,7 +169,10 @@ fn both_backends_hold_the_same_migration_versions() {
 mod cases {
     use super::*;
     pub use super::device_polling::refused_polls_do_not_restart_the_clock;
-    pub use super::two_factor::{session, sessions_are_listed_touched_and_ended, two_factor_steps_and_recovery_codes_are_used_once};
+    pub use super::two_factor::{
+        revoking_a_clients_tokens_spares_other_clients, session, sessions_are_listed_touched_and_ended,
+        two_factor_steps_and_recovery_codes_are_used_once,
+    };
     pub use super::accounts::{
         a_password_change_drops_pending_reset_links, deleting_a_user_removes_the_account_its_grants_and_its_applications,
         disabling_a_user_revokes_everything_at_once_and_enabling_restores_sign_in_only,

@@ -205,6 +205,12 @@ impl Clients for CachedStore {
         result
     }
 
+    async fn revoke_client_tokens(&self, id: &str) -> StoreResult<u64> {
+        let result = self.inner.revoke_client_tokens(id).await;
+        self.invalidate(&[Invalidation::AllTokens]).await;
+        result
+    }
+
     async fn rotate_client_secret(&self, id: &str, new_hash: &str, previous_expires_at: Option<i64>,) -> StoreResult<bool> {
         let result = self.inner.rotate_client_secret(id, new_hash, previous_expires_at).await;
         self.invalidate(&[Invalidation::Client(id.into()), Invalidation::AllTokens]).await;

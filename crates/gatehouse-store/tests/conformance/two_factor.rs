@@ -6,7 +6,9 @@ use std::sync::Arc;
 use gatehouse_core::model::{Session, TwoFactor};
 use gatehouse_core::store::Store;
 
-use super::cases::user;
+use gatehouse_core::store::Redemption;
+
+use super::cases::{client, code, issue, refresh_live, user};
 
 const NOW: i64 = 1_800_000_000;
 
@@ -110,4 +112,30 @@ async fn futures_count(tasks: impl Iterator<Item = tokio::task::JoinHandle<bool>
         wins += usize::from(t.await.unwrap());
     }
     wins
+}
+
+pub async fn revoking_a_clients_tokens_spares_other_clients(store: Arc<dyn Store>) {
+    let (alice, bob) = (user(&*store, "alice").await, user(&*store, "bob").await);
+    let app = client(&*store, &alice, "App").await;
+    let other = client(&*store, &alice, "Other").await;
+    let caps = gatehouse_core::policy::RefreshCaps { per_client_user: 20, per_user: 200 };
+    let (a1, a2, o1) = (issue(&app, &alice, None, NOW, None), issue(&app, &bob, None, NOW, None), issue(&other, &alice, None, NOW, None));
+    for i in [&a1, &a2, &o1] {
+        store.insert_tokens(i, caps, NOW).await.unwrap();
+    }
+    let pending = code(&app, &bob);
+    store.insert_code(&pending).await.unwrap();
+
+    assert_eq!(store.revoke_client_tokens(&app.id).await.unwrap(), 4, "two refresh and two access tokens");
+    for i in [&a1, &a2] {
+        assert!(store.find_access_token(&i.access.token_hash).await.unwrap().unwrap().token.revoked);
+        assert!(!refresh_live(&*store, &i.refresh.as_ref().unwrap().token_hash).await);
+    }
+    assert!(!store.find_access_token(&o1.access.token_hash).await.unwrap().unwrap().token.revoked);
+    assert!(refresh_live(&*store, &o1.refresh.as_ref().unwrap().token_hash).await);
+    // The unredeemed code cannot bring a token back.
+    let late = issue(&app, &bob, None, NOW, Some(&pending.code_hash));
+    assert_ne!(store.redeem_code(&pending.code_hash, &late, caps, NOW).await.ok(), Some(Redemption::Issued));
+    assert_eq!(store.revoke_client_tokens(&app.id).await.unwrap(), 0);
+    assert_eq!(store.revoke_client_tokens("no-such-client").await.unwrap(), 0);
 }
