@@ -4,6 +4,7 @@
 mod binary;
 mod common;
 
+mod account_admin;
 mod api;
 mod app_names;
 mod backup;

@@ -144,6 +144,11 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
 /// Signs `user` in at this browser (the password, and the code if asked for, were
 /// right) and sends it on to `next`.
 pub(crate) async fn finish_sign_in(state: &AppState, visitor: Visitor, user: gatehouse_core::model::User, next: &str) -> Response {
+    if user.disabled {
+        tracing::info!("sign-in to a disabled account refused");
+        let msg = Some("This account is disabled. Ask the administrator of this server.");
+        return login_page(state, &visitor, next, &user.login, msg, StatusCode::FORBIDDEN).await;
+    }
     if visitor.signed_in.is_some() {
         // Switching accounts: end the old session rather than leave it behind.
         if visitor.sign_out(state).await.is_err() {

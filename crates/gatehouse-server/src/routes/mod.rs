@@ -1,6 +1,7 @@
 //! The HTTP surface of DESIGN.md, one module per concern.
 
 mod account;
+mod admin;
 mod api;
 mod console;
 mod authorize;
@@ -42,6 +43,14 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/settings/security", get(security::page))
         .route("/settings/security/sessions/{handle}/sign-out", post(security::sign_out_session))
         .route("/settings/security/sign-out-everywhere", post(security::sign_out_everywhere))
+        .route("/settings/security/delete", post(security::delete_account))
+        .route("/admin", get(admin::home))
+        .route("/admin/users/{id}", get(admin::user))
+        .route("/admin/users/{id}/disable", post(admin::disable_user))
+        .route("/admin/users/{id}/enable", post(admin::enable_user))
+        .route("/admin/users/{id}/sign-out", post(admin::sign_out_user))
+        .route("/admin/apps/{id}", get(admin::app))
+        .route("/admin/apps/{id}/revoke-tokens", post(admin::revoke_app_tokens))
         .merge(console_routes(state))
         .route("/static/console.js", get(meta::console_js))
         .route("/oauth2/authorize", get(authorize::start).post(authorize::decide))

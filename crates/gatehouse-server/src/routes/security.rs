@@ -1,5 +1,5 @@
 //! `/settings/security`: where the user is signed in (browser, address, last seen), with
-//! sign-out per session and everywhere.
+//! sign-out per session and everywhere, and deleting the account.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -12,8 +12,10 @@ use subtle::ConstantTimeEq;
 use super::account::{signed_in, when};
 use super::login::{posted_form, unavailable, with_cookie};
 use crate::error::AppError;
+use crate::rate_limit::Peer;
 use crate::session::Visitor;
 use crate::AppState;
+use super::two_factor::{confirm_identity, Confirmed};
 
 /// A session's name in the page's forms: derived from its key, not the key itself.
 fn handle(s: &Session) -> String {
@@ -53,6 +55,10 @@ async fn security_page(state: &AppState, v: &Visitor, error: Option<&str>, notic
         Ok(list) => list,
         Err(e) => return AppError::page(e).into_response(),
     };
+    let apps: Vec<String> = match store.list_clients(Some(&user.id)).await {
+        Ok(apps) => apps.into_iter().map(|c| c.name).collect(),
+        Err(e) => return AppError::page(e).into_response(),
+    };
     let two_factor = match super::two_factor::is_on(state, &user.id).await {
         Ok(on) => on,
         Err(r) => return r,
@@ -68,7 +74,7 @@ async fn security_page(state: &AppState, v: &Visitor, error: Option<&str>, notic
         })
         .collect();
     let ctx = minijinja::context! {
-        sessions, two_factor, error, notice, csrf => v.csrf_token(), user => Some(user.login.clone()),
+        sessions, two_factor, apps, error, notice, csrf => v.csrf_token(), user => Some(user.login.clone()),
     };
     with_cookie(state.pages.render("security.html", status, ctx), v)
 }
@@ -121,6 +127,45 @@ pub async fn sign_out_everywhere(State(state): State<AppState>, headers: HeaderM
         Ok(fresh) => with_cookie(Redirect::to("/login").into_response(), &fresh),
         Err(_) => unavailable(),
     }
+}
+
+/// Deletes the account after a fresh confirmation (password, and a code when two-factor
+/// is on): its sessions, consents and tokens go, and so do the applications it owns,
+/// with every token issued to them; the page names those applications.
+pub async fn delete_account(State(state): State<AppState>, Peer(peer): Peer, headers: HeaderMap, body: Bytes) -> Response {
+    let (p, v) = match posted_form(&state, &headers, &body).await {
+        Ok(form) => form,
+        Err(refused) => return refused,
+    };
+    let Some((_, user)) = v.signed_in.clone() else { return Redirect::to(SIGN_IN_AGAIN).into_response() };
+    match confirm_identity(&state, &headers, peer, &user, &p, false).await {
+        Ok(Confirmed::Yes) => {}
+        Ok(Confirmed::No(msg, status)) => return security_page(&state, &v, Some(msg), None, status).await,
+        Ok(Confirmed::Throttled(t)) => {
+            let mut res = security_page(&state, &v, Some(&t.message), None, StatusCode::TOO_MANY_REQUESTS).await;
+            t.add_headers(&mut res);
+            return res;
+        }
+        Err(r) => return r,
+    }
+    // Their names, for the page: the store answers with ids.
+    let apps = match state.auth.store.list_clients(Some(&user.id)).await {
+        Ok(apps) => apps,
+        Err(e) => return AppError::page(e).into_response(),
+    };
+    let deleted = match state.auth.store.delete_user(&user.id).await {
+        Ok(Some(ids)) => ids,
+        Ok(None) => Vec::new(),
+        Err(e) => return AppError::page(e).into_response(),
+    };
+    tracing::info!(applications = deleted.len(), "account deleted by its owner");
+    let names: Vec<String> = apps.into_iter().filter(|c| deleted.contains(&c.id)).map(|c| c.name).collect();
+    let fresh = match v.sign_out(&state).await {
+        Ok(fresh) => fresh,
+        Err(_) => return unavailable(),
+    };
+    let ctx = minijinja::context! { login => user.login, apps => names };
+    with_cookie(state.pages.render("account_deleted.html", StatusCode::OK, ctx), &fresh)
 }
 
 #[cfg(test)]
