@@ -210,10 +210,10 @@ impl Browser {
         }
     }
 
-    /// `at`, sending `user_agent` as its User-Agent.
-    pub fn with_user_agent(base: &str, user_agent: &str) -> Browser {
-        let http = reqwest::Client::builder().cookie_store(true).user_agent(user_agent).redirect(RedirectPolicy::none()).build();
-        Browser { http: http.expect("client"), base: base.to_string() }
+    /// A fresh browser that sends `agent` as its User-Agent.
+    pub fn with_agent(base: &str, agent: &str) -> Browser {
+        let http = reqwest::Client::builder().cookie_store(true).redirect(RedirectPolicy::none()).user_agent(agent);
+        Browser { http: http.build().expect("client"), base: base.to_string() }
     }
 
     pub fn url(&self, path: &str) -> String {

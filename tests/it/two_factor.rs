@@ -318,7 +318,7 @@ async fn the_security_page_lists_sessions_and_signs_them_out() {
     let server = TestServer::start().await;
     server.add_user("alice").await;
     let firefox = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0";
-    let with_agent = |ua: &str| Browser::with_user_agent(&server.base, ua);
+    let with_agent = |ua: &str| Browser::with_agent(&server.base, ua);
     let laptop = with_agent(firefox);
     let phone = with_agent("Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 Chrome/120.0 Mobile Safari/537.36");
     laptop.sign_in("alice", PASSWORD).await;

@@ -7,6 +7,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use gatehouse_core::accounts::{check_login, decoy_hash};
 use serde::Deserialize;
 
+use gatehouse_core::events::EventKind;
+
+use crate::audit;
 use crate::error::AppError;
 use crate::params::Params;
 use crate::rate_limit::Peer;
@@ -116,6 +119,8 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
     };
     // Against guessing: budgets per address and per account, before the check runs.
     if let Err(t) = password_budget::take(&state, &headers, peer, &login, user.as_ref()).await {
+        let failed = audit::event(&state, EventKind::SignInFailed, &headers, peer).subject_login(&login);
+        audit::record(&state, failed.detail(if t.per_account { "over the account's budget" } else { "over the address's budget" })).await;
         let shown = if t.per_account { login.as_str() } else { "" };
         let mut res = login_page(&state, &visitor, &next, shown, Some(&t.message), StatusCode::TOO_MANY_REQUESTS).await;
         t.add_headers(&mut res);
@@ -127,10 +132,19 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
     // a flood of sign-ins from taking every thread and all memory.
     let hash = user.as_ref().map_or_else(|| decoy_hash().to_string(), |u| u.password_hash.clone());
     let ok = state.verify_password(password, hash).await;
-    let Some(user) = user.filter(|_| ok) else {
-        tracing::info!("failed sign-in");
-        let msg = Some("Incorrect username or password.");
-        return login_page(&state, &visitor, &next, &login, msg, StatusCode::UNAUTHORIZED).await;
+    let user = match user {
+        Some(u) if ok => u,
+        tried => {
+            tracing::info!("failed sign-in");
+            let failed = audit::event(&state, EventKind::SignInFailed, &headers, peer);
+            let failed = match &tried {
+                Some(u) => failed.subject(u).detail("wrong password"),
+                None => failed.subject_login(&login).detail("unknown login"),
+            };
+            audit::record(&state, failed).await;
+            let msg = Some("Incorrect username or password.");
+            return login_page(&state, &visitor, &next, &login, msg, StatusCode::UNAUTHORIZED).await;
+        }
     };
     // Two-factor sign-in: one page more, for the code; no second password check.
     match super::two_factor::is_on(&state, &user.id).await {
@@ -138,14 +152,24 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
         Ok(false) => {}
         Err(r) => return r,
     }
-    finish_sign_in(&state, visitor, user, &next).await
+    finish_sign_in(&state, &headers, peer, visitor, user, &next, false).await
 }
 
 /// Signs `user` in at this browser (the password, and the code if asked for, were
 /// right) and sends it on to `next`.
-pub(crate) async fn finish_sign_in(state: &AppState, visitor: Visitor, user: gatehouse_core::model::User, next: &str) -> Response {
+/// `with_code`: a two-factor code was asked for and given (said in the event).
+pub(crate) async fn finish_sign_in(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<std::net::SocketAddr>,
+    visitor: Visitor,
+    user: gatehouse_core::model::User,
+    next: &str,
+    with_code: bool,
+) -> Response {
     if user.disabled {
         tracing::info!("sign-in to a disabled account refused");
+        audit::record(state, audit::event(state, EventKind::SignInFailed, headers, peer).subject(&user).detail("disabled")).await;
         let msg = Some("This account is disabled. Ask the administrator of this server.");
         return login_page(state, &visitor, next, &user.login, msg, StatusCode::FORBIDDEN).await;
     }
@@ -155,6 +179,11 @@ pub(crate) async fn finish_sign_in(state: &AppState, visitor: Visitor, user: gat
             return unavailable();
         }
     }
+    let mut signed_in = audit::event(state, EventKind::SignInSucceeded, headers, peer).actor(&user);
+    if with_code {
+        signed_in = signed_in.detail("with two-factor");
+    }
+    audit::record(state, signed_in).await;
     let remember = known_browser::remember(state, &user);
     match Visitor::sign_in(state, user).await {
         Ok(v) => {

@@ -160,7 +160,7 @@ pub(crate) async fn second_step(state: &AppState, peer: Peer, headers: &HeaderMa
         return res;
     }
     match check_code(state, &user, p.get("code").unwrap_or("")).await {
-        Ok(CodeCheck::Accepted) => super::login::finish_sign_in(state, v, user, &next).await,
+        Ok(CodeCheck::Accepted) => super::login::finish_sign_in(state, headers, peer.0, v, user, &next, true).await,
         Ok(CodeCheck::Refused) => {
             let msg = Some("That code is not right, or it was used already. Wait for the next one and try again.");
             code_page(state, &v, &next, &user.login, pending, msg, StatusCode::UNAUTHORIZED)
