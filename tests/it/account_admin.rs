@@ -57,6 +57,11 @@ async fn deleting_the_account_needs_password_and_code_and_removes_it_with_its_ap
     assert_eq!(f.server.token(&f.client, &[("grant_type", "client_credentials")]).await.0, StatusCode::UNAUTHORIZED);
     assert!(!is_signed_in(&f.browser).await);
     assert_ne!(f.server.browser().sign_in("alice", PASSWORD).await.status(), StatusCode::SEE_OTHER);
+    // The log keeps the deletion, found by login now that the account is gone.
+    let filter = gatehouse_core::events::EventFilter { login: Some("alice".into()), limit: 50, ..Default::default() };
+    let events = f.server.auth.store.list_events(&filter).await.unwrap();
+    assert!(events.iter().any(|e| e.kind == "account.deleted"), "{events:?}");
+    assert!(events.iter().any(|e| e.kind == "client.deleted" && e.client_id.as_deref() == Some(f.client.id.as_str())));
     // Bob and his app are untouched.
     assert_eq!(f.server.token(&bobs_app, &[("grant_type", "client_credentials")]).await.0, StatusCode::OK);
 }
@@ -109,6 +114,14 @@ async fn admin_pages_need_the_role_and_a_fresh_confirmation_for_each_action() {
     assert!(!is_signed_in(&bobs_browser).await, "his session ended");
     assert_ne!(server.browser().sign_in("bob", PASSWORD).await.status(), StatusCode::SEE_OTHER);
 
+    let filter = gatehouse_core::events::EventFilter { user_id: Some(bob.id.clone()), limit: 50, ..Default::default() };
+    let events = server.auth.store.list_events(&filter).await.unwrap();
+    let disabled = events.iter().find(|e| e.kind == "account.disabled").expect("recorded");
+    assert_eq!((disabled.actor_login.as_deref(), disabled.subject_login.as_deref()), (Some("alice"), Some("bob")));
+
+    let (_, html) = page(&admin, &user_path).await;
+    assert!(html.contains("<code>account.disabled</code>"), "the admin page shows his events: {html}");
+
     // Enable: he can sign in again.
     let (_, html) = page(&admin, &user_path).await;
     let enable_path = format!("{user_path}/enable");
@@ -137,6 +150,9 @@ async fn admin_pages_need_the_role_and_a_fresh_confirmation_for_each_action() {
     assert_eq!(res.status(), StatusCode::OK);
     assert!(res.text().await.unwrap().contains("Revoked 1 tokens"));
     assert_eq!(server.validate(&s(&app_token, "access_token")).await, StatusCode::UNAUTHORIZED);
+    let filter = gatehouse_core::events::EventFilter { client_id: Some(bobs_app.id.clone()), limit: 50, ..Default::default() };
+    let events = server.auth.store.list_events(&filter).await.unwrap();
+    assert!(events.iter().any(|e| e.kind == "client.tokens_revoked" && e.actor_login.as_deref() == Some("alice")), "{events:?}");
 
     // An admin with two-factor may confirm with a code instead of the password.
     let (secret, _) = enable(&server, &admin).await;

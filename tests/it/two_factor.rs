@@ -129,6 +129,18 @@ async fn turning_two_factor_on_then_signing_in_asks_for_a_code_once() {
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&res), "/");
     assert!(is_signed_in(&other).await);
+    // The log holds what happened, and the security page shows it.
+    let alice = server.auth.store.find_user_by_login("alice").await.unwrap().unwrap();
+    let filter = gatehouse_core::events::EventFilter { user_id: Some(alice.id.clone()), limit: 50, ..Default::default() };
+    let kinds: Vec<(String, Option<String>)> =
+        server.auth.store.list_events(&filter).await.unwrap().into_iter().map(|e| (e.kind, e.detail)).collect();
+    for wanted in [("two_factor.enabled", None), ("two_factor.failed", Some("sign-in")), ("sign_in.succeeded", Some("with two-factor"))] {
+        assert!(kinds.iter().any(|(k, d)| k == wanted.0 && d.as_deref() == wanted.1), "{wanted:?} in {kinds:?}");
+    }
+    let activity = other.http.get(other.url("/settings/security")).send().await.unwrap().text().await.unwrap();
+    assert!(activity.contains("Recent activity") && activity.contains("Two-factor authentication turned on"), "{activity}");
+    assert!(activity.contains("Wrong two-factor code"));
+
     let third = server.browser();
     let page3 = password_step(&third, "alice").await.text().await.unwrap();
     assert_eq!(code_step(&third, &page3, &fresh).await.status(), StatusCode::UNAUTHORIZED, "a code works once");
@@ -363,6 +375,10 @@ async fn the_security_page_lists_sessions_and_signs_them_out() {
     let res = post_form(&laptop, &action, &form_fields(&page, &action), &[]).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 
+    let filter = gatehouse_core::events::EventFilter { user_id: Some(alice.id.clone()), limit: 50, ..Default::default() };
+    let events = server.auth.store.list_events(&filter).await.unwrap();
+    assert!(events.iter().any(|e| e.kind == "session.ended" && e.detail.as_deref() == Some("Chrome on Android")), "{events:?}");
+
     // Sign out everywhere: this browser too.
     phone.sign_in("alice", PASSWORD).await;
     let page = laptop.http.get(laptop.url("/settings/security")).send().await.unwrap().text().await.unwrap();
@@ -370,4 +386,6 @@ async fn the_security_page_lists_sessions_and_signs_them_out() {
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert!(!is_signed_in(&phone).await && !is_signed_in(&laptop).await);
     assert!(server.auth.store.list_sessions(&alice.id, server.auth.now()).await.unwrap().is_empty());
+    let events = server.auth.store.list_events(&filter).await.unwrap();
+    assert!(events.iter().any(|e| e.kind == "session.ended_everywhere"));
 }

@@ -13,6 +13,9 @@ use serde::Deserialize;
 use super::account::{signed_in, when};
 use super::login::{posted_form, with_cookie};
 use super::two_factor::{check_code, is_on, CodeCheck};
+use gatehouse_core::events::{EventFilter, EventKind};
+
+use crate::audit;
 use crate::error::AppError;
 use crate::params::Params;
 use crate::rate_limit::Peer;
@@ -106,7 +109,19 @@ async fn user_page(state: &AppState, v: &Visitor, id: &str, error: Option<&str>,
             (_, _, Err(r)) => return r,
         };
     let apps: Vec<_> = apps.iter().map(|c| minijinja::context! { id => c.id, name => c.name }).collect();
+    let filter = EventFilter { user_id: Some(subject.id.clone()), limit: SHOWN as i64, ..Default::default() };
+    let events: Vec<_> = match store.list_events(&filter).await {
+        Ok(events) => events
+            .into_iter()
+            .map(|e| minijinja::context! {
+                when => super::security::when_exactly(e.at), kind => e.kind, actor => e.actor_login,
+                client => e.client_id, address => e.address, detail => e.detail,
+            })
+            .collect(),
+        Err(e) => return AppError::page(e).into_response(),
+    };
     let ctx = minijinja::context! {
+        events,
         subject => minijinja::context! {
             id => subject.id, login => subject.login, email => subject.email, email_verified => subject.email_verified,
             disabled => subject.disabled, is_admin => subject.is_admin, created => when(subject.created_at),
@@ -157,6 +172,16 @@ async fn act_on_user(state: AppState, peer: Option<std::net::SocketAddr>, header
                 UserAction::SignOut => "sign user out everywhere",
             };
             tracing::info!(admin = %admin.id, subject = %id, action = what, "admin action");
+            let kind = match action {
+                UserAction::Disable => EventKind::AccountDisabled,
+                UserAction::Enable => EventKind::AccountEnabled,
+                UserAction::SignOut => EventKind::SessionsEndedEverywhere,
+            };
+            let mut event = audit::event(&state, kind, &headers, peer).actor(&admin).detail("by an administrator");
+            if let Ok(Some(subject)) = store.find_user(&id).await {
+                event = event.subject(&subject);
+            }
+            audit::record(&state, event).await;
             user_page(&state, &v, &id, None, Some(notice), StatusCode::OK).await
         }
         Ok(false) => state.pages.error(StatusCode::NOT_FOUND, "No such user", "There is no account with that id."),
@@ -215,6 +240,8 @@ pub async fn revoke_app_tokens(State(state): State<AppState>, Peer(peer): Peer, 
     match state.auth.store.revoke_client_tokens(&id).await {
         Ok(n) => {
             tracing::info!(admin = %admin.id, client_id = %id, tokens = n, action = "revoke client tokens", "admin action");
+            let event = audit::event(&state, EventKind::ClientTokensRevoked, &headers, peer).actor(&admin).client(&id);
+            audit::record(&state, event.detail(format!("{n} tokens, by an administrator"))).await;
             let notice = format!("Revoked {n} tokens: the application must ask its users again.");
             app_page(&state, &v, &id, None, Some(&notice), StatusCode::OK).await
         }

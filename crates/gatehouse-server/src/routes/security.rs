@@ -11,6 +11,9 @@ use subtle::ConstantTimeEq;
 
 use super::account::{signed_in, when};
 use super::login::{posted_form, unavailable, with_cookie};
+use gatehouse_core::events::{EventFilter, EventKind};
+
+use crate::audit;
 use crate::error::AppError;
 use crate::rate_limit::Peer;
 use crate::session::Visitor;
@@ -23,7 +26,7 @@ fn handle(s: &Session) -> String {
 }
 
 /// A date and time (UTC, to the minute).
-fn when_exactly(unix: i64) -> String {
+pub(crate) fn when_exactly(unix: i64) -> String {
     let secs = unix.rem_euclid(86_400);
     format!("{} {:02}:{:02} UTC", when(unix), secs / 3600, secs % 3600 / 60)
 }
@@ -59,6 +62,22 @@ async fn security_page(state: &AppState, v: &Visitor, error: Option<&str>, notic
         Ok(apps) => apps.into_iter().map(|c| c.name).collect(),
         Err(e) => return AppError::page(e).into_response(),
     };
+    let filter = EventFilter { user_id: Some(user.id.clone()), limit: RECENT, ..Default::default() };
+    let activity: Vec<_> = match store.list_events(&filter).await {
+        Ok(events) => events
+            .iter()
+            .map(|e| {
+                let by_other = e.actor_user_id.as_deref().is_some_and(|a| a != user.id);
+                minijinja::context! {
+                    when => when_exactly(e.at), what => EventKind::describe(&e.kind),
+                    address => e.address.clone().unwrap_or_default(),
+                    browser => e.user_agent.as_deref().map(browser_name).unwrap_or_default(),
+                    by => if by_other { e.actor_login.clone() } else { None },
+                }
+            })
+            .collect(),
+        Err(e) => return AppError::page(e).into_response(),
+    };
     let two_factor = match super::two_factor::is_on(state, &user.id).await {
         Ok(on) => on,
         Err(r) => return r,
@@ -74,7 +93,7 @@ async fn security_page(state: &AppState, v: &Visitor, error: Option<&str>, notic
         })
         .collect();
     let ctx = minijinja::context! {
-        sessions, two_factor, apps, error, notice, csrf => v.csrf_token(), user => Some(user.login.clone()),
+        sessions, two_factor, apps, activity, error, notice, csrf => v.csrf_token(), user => Some(user.login.clone()),
     };
     with_cookie(state.pages.render("security.html", status, ctx), v)
 }
@@ -86,10 +105,13 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response
     }
 }
 
+/// Events shown under "Recent activity".
+const RECENT: i64 = 20;
+
 const SIGN_IN_AGAIN: &str = "/login?next=%2Fsettings%2Fsecurity";
 
 /// Ends one of the user's other sessions.
-pub async fn sign_out_session(State(state): State<AppState>, headers: HeaderMap, Path(h): Path<String>, body: Bytes) -> Response {
+pub async fn sign_out_session(State(state): State<AppState>, Peer(peer): Peer, headers: HeaderMap, Path(h): Path<String>, body: Bytes) -> Response {
     let (_, v) = match posted_form(&state, &headers, &body).await {
         Ok(form) => form,
         Err(refused) => return refused,
@@ -105,6 +127,8 @@ pub async fn sign_out_session(State(state): State<AppState>, headers: HeaderMap,
     match state.auth.store.end_session(&user.id, &target.id_hash).await {
         Ok(_) => {
             tracing::info!("session signed out from the security page");
+            let ended = audit::by(&state, EventKind::SessionEnded, &headers, peer, &v).detail(browser_name(&target.user_agent));
+            audit::record(&state, ended).await;
             security_page(&state, &v, None, Some("Signed out: that browser must sign in again."), StatusCode::OK).await
         }
         Err(e) => AppError::page(e).into_response(),
@@ -112,7 +136,7 @@ pub async fn sign_out_session(State(state): State<AppState>, headers: HeaderMap,
 }
 
 /// Ends every session of the user, this one too.
-pub async fn sign_out_everywhere(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn sign_out_everywhere(State(state): State<AppState>, Peer(peer): Peer, headers: HeaderMap, body: Bytes) -> Response {
     let (_, v) = match posted_form(&state, &headers, &body).await {
         Ok(form) => form,
         Err(refused) => return refused,
@@ -122,6 +146,7 @@ pub async fn sign_out_everywhere(State(state): State<AppState>, headers: HeaderM
         return AppError::page(e).into_response();
     }
     tracing::info!("signed out everywhere");
+    audit::record(&state, audit::by(&state, EventKind::SessionsEndedEverywhere, &headers, peer, &v)).await;
     // This browser's session is gone too: give it a fresh cookie.
     match v.sign_out(&state).await {
         Ok(fresh) => with_cookie(Redirect::to("/login").into_response(), &fresh),
@@ -159,6 +184,10 @@ pub async fn delete_account(State(state): State<AppState>, Peer(peer): Peer, hea
         Err(e) => return AppError::page(e).into_response(),
     };
     tracing::info!(applications = deleted.len(), "account deleted by its owner");
+    for id in &deleted {
+        audit::record(&state, audit::event(&state, EventKind::ClientDeleted, &headers, peer).actor(&user).client(id).detail("with its owner's account")).await;
+    }
+    audit::record(&state, audit::event(&state, EventKind::AccountDeleted, &headers, peer).actor(&user)).await;
     let names: Vec<String> = apps.into_iter().filter(|c| deleted.contains(&c.id)).map(|c| c.name).collect();
     let fresh = match v.sign_out(&state).await {
         Ok(fresh) => fresh,

@@ -20,6 +20,9 @@ use subtle::ConstantTimeEq;
 
 use super::account::{signed_in, when};
 use super::login::{posted_form, unavailable, with_cookie};
+use gatehouse_core::events::EventKind;
+
+use crate::audit;
 use crate::error::AppError;
 use crate::params::Params;
 use crate::rate_limit::Peer;
@@ -162,6 +165,8 @@ pub(crate) async fn second_step(state: &AppState, peer: Peer, headers: &HeaderMa
     match check_code(state, &user, p.get("code").unwrap_or("")).await {
         Ok(CodeCheck::Accepted) => super::login::finish_sign_in(state, headers, peer.0, v, user, &next, true).await,
         Ok(CodeCheck::Refused) => {
+            let failed = audit::event(state, EventKind::TwoFactorFailed, headers, peer.0).subject(&user).detail("sign-in");
+            audit::record(state, failed).await;
             let msg = Some("That code is not right, or it was used already. Wait for the next one and try again.");
             code_page(state, &v, &next, &user.login, pending, msg, StatusCode::UNAUTHORIZED)
         }
@@ -265,6 +270,7 @@ pub async fn enable(State(state): State<AppState>, Peer(peer): Peer, headers: He
     match state.auth.store.enable_two_factor(&record, &hashes).await {
         Ok(true) => {
             tracing::info!("two-factor sign-in turned on");
+            audit::record(&state, audit::event(&state, EventKind::TwoFactorEnabled, &headers, peer).actor(&user)).await;
             let shown: Vec<String> = codes.into_iter().map(|(c, _)| c).collect();
             let ctx = minijinja::context! { codes => shown, user => Some(user.login.clone()) };
             state.pages.render("two_factor_codes.html", StatusCode::OK, ctx)
@@ -300,6 +306,7 @@ pub async fn disable(State(state): State<AppState>, Peer(peer): Peer, headers: H
     match state.auth.store.disable_two_factor(&user.id).await {
         Ok(_) => {
             tracing::info!("two-factor sign-in turned off");
+            audit::record(&state, audit::event(&state, EventKind::TwoFactorDisabled, &headers, peer).actor(&user)).await;
             settings_page(&state, &v, Messages { error: None, notice: Some("Two-factor sign-in is off. Your recovery codes no longer work.") }).await
         }
         Err(e) => AppError::page(e).into_response(),
@@ -329,7 +336,11 @@ pub(crate) async fn confirm_identity(state: &AppState, headers: &HeaderMap, peer
     if needs_code {
         match check_code(state, user, p.get("code").unwrap_or("")).await? {
             CodeCheck::Accepted => {}
-            CodeCheck::Refused => return Ok(Confirmed::No("The code is not right, or it was used already.", StatusCode::UNAUTHORIZED)),
+            CodeCheck::Refused => {
+                let failed = audit::event(state, EventKind::TwoFactorFailed, headers, peer).actor(user).detail("confirmation");
+                audit::record(state, failed).await;
+                return Ok(Confirmed::No("The code is not right, or it was used already.", StatusCode::UNAUTHORIZED));
+            }
         }
     }
     Ok(Confirmed::Yes)
