@@ -389,3 +389,41 @@ async fn the_security_page_lists_sessions_and_signs_them_out() {
     let events = server.auth.store.list_events(&filter).await.unwrap();
     assert!(events.iter().any(|e| e.kind == "session.ended_everywhere"));
 }
+
+/// The same pages on PostgreSQL: setup, sign-in with a code (once) and a recovery code,
+/// the sessions list, and deleting the account with password and code.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set GATEHOUSE_TEST_POSTGRES_URL and run with --include-ignored"]
+async fn two_factor_sessions_and_deletion_on_postgres() {
+    let Some(db) = PgDatabase::create().await else { return };
+    let server = TestServer::start_on(Some(&db.url), Default::default(), ServerConfig::default()).await;
+    server.add_user("alice").await;
+    let b = server.browser();
+    b.sign_in("alice", PASSWORD).await;
+    let (secret, recovery) = enable(&server, &b).await;
+    let alice = server.auth.store.find_user_by_login("alice").await.unwrap().unwrap();
+    let record = server.auth.store.find_two_factor(&alice.id).await.unwrap().unwrap();
+    assert!(!record.secret_sealed.contains(&secret));
+    assert_eq!(record.recovery_codes_left, 10);
+
+    server.clock.advance(30);
+    let code = totp::code_at(&secret, server.auth.now()).unwrap();
+    let other = server.browser();
+    let page = password_step(&other, "alice").await.text().await.unwrap();
+    assert_eq!(code_step(&other, &page, &code).await.status(), StatusCode::SEE_OTHER);
+    let third = server.browser();
+    let page = password_step(&third, "alice").await.text().await.unwrap();
+    assert_eq!(code_step(&third, &page, &code).await.status(), StatusCode::UNAUTHORIZED, "a code works once");
+    assert_eq!(code_step(&third, &page, &recovery[3]).await.status(), StatusCode::SEE_OTHER);
+
+    let html = b.http.get(b.url("/settings/security")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(html.matches("class=\"session\"").count(), 3, "{html}");
+    server.clock.advance(30);
+    let code = totp::code_at(&secret, server.auth.now()).unwrap();
+    let fields = form_fields(&html, "/settings/security/delete");
+    let res = post_form(&b, "/settings/security/delete", &fields, &[("password", PASSWORD), ("code", &code)]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(server.auth.store.find_user_by_login("alice").await.unwrap().is_none());
+    assert!(server.auth.store.find_two_factor(&alice.id).await.unwrap().is_none());
+    assert!(!is_signed_in(&other).await && !is_signed_in(&third).await);
+}
