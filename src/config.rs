@@ -70,6 +70,9 @@ pub struct FileConfig {
     /// Accept parameters of the OAuth POST endpoints in the query string, as Twitch's
     /// clients send them (`GATEHOUSE_OAUTH_QUERY_PARAMS` wins over the file).
     pub oauth_query_params: Option<bool>,
+    /// The developer console only for accounts with two-factor sign-in
+    /// (`GATEHOUSE_CONSOLE_REQUIRES_2FA` wins over the file).
+    pub console_requires_2fa: Option<bool>,
     /// Base64 of 32 bytes that encrypt the OpenID Connect signing keys at rest.
     pub key_encryption_key: Option<String>,
     /// A file holding that key, created on first start when missing (default gatehouse.key).
@@ -289,6 +292,15 @@ impl FileConfig {
         match std::env::var("GATEHOUSE_TRUST_REQUEST_ID") {
             Ok(text) => parse_switch(&text).ok_or_else(|| ConfigError::Invalid("GATEHOUSE_TRUST_REQUEST_ID must be true or false".into())),
             Err(_) => Ok(self.trust_request_id.unwrap_or(false)),
+        }
+    }
+
+    /// Off unless switched on: the console asks for two-factor sign-in, as Twitch's does.
+    pub fn console_requires_2fa(&self) -> Result<bool, ConfigError> {
+        match std::env::var("GATEHOUSE_CONSOLE_REQUIRES_2FA") {
+            Ok(text) => parse_switch(&text)
+                .ok_or_else(|| ConfigError::Invalid("GATEHOUSE_CONSOLE_REQUIRES_2FA must be true or false".into())),
+            Err(_) => Ok(self.console_requires_2fa.unwrap_or(false)),
         }
     }
 

@@ -559,6 +559,7 @@ async fn serve(
         query_params: file.oauth_query_params()?,
         shutdown_grace: file.shutdown_grace()?,
         trust_request_id: file.trust_request_id()?,
+        console_requires_2fa: file.console_requires_2fa()?,
     };
     tracing::info!(
         version = %env!("CARGO_PKG_VERSION"),

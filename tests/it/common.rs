@@ -20,6 +20,8 @@ pub struct TestServer {
     pub auth: Authority,
     pub clock: Arc<ManualClock>,
     pub db_path: std::path::PathBuf,
+    /// The running server's state (for counters such as password verifications).
+    pub state: AppState,
     _dir: tempfile::TempDir,
     _task: tokio::task::JoinHandle<()>,
 }
@@ -66,10 +68,11 @@ impl TestServer {
         auth.issuer = config.issuer.as_str().into();
         auth.keyring = Some(Arc::new(gatehouse_core::oidc::Keyring::new(gatehouse_core::oidc::KeyEncryptionKey::generate().0)));
         let state = AppState::new(auth.clone(), config);
+        let served = state.clone();
         let task = tokio::spawn(async move {
-            gatehouse_server::serve(listener, state, std::future::pending()).await.expect("serve");
+            gatehouse_server::serve(listener, served, std::future::pending()).await.expect("serve");
         });
-        TestServer { base, auth, clock, db_path, _dir: dir, _task: task }
+        TestServer { base, auth, clock, db_path, state, _dir: dir, _task: task }
     }
 
     pub fn url(&self, path: &str) -> String {

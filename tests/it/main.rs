@@ -4,12 +4,14 @@
 mod binary;
 mod common;
 
+mod account_admin;
 mod api;
 mod app_names;
 mod backup;
 mod authorize_errors;
 mod budgets;
 mod browser;
+mod browser_two_factor;
 mod cli;
 mod cli_token;
 mod client_lib;
@@ -36,3 +38,4 @@ mod rfc9700;
 mod scale_out;
 mod token_endpoints;
 mod twitch_client;
+mod two_factor;

@@ -40,7 +40,7 @@ pub fn check_login(login: &str) -> Result<(), AccountError> {
     }
 }
 
-fn check_email(email: &str) -> Result<(), AccountError> {
+pub fn check_email(email: &str) -> Result<(), AccountError> {
     let at = email.find('@');
     let ok = email.len() <= 254
         && at.is_some_and(|i| i > 0 && i + 1 < email.len())
@@ -125,6 +125,7 @@ pub fn new_user(login: &str, email: &str, password: &str, now: i64) -> Result<Us
         email: email.to_string(),
         password_hash: hash_password(password),
         created_at: now,
+        ..User::default()
     })
 }
 

@@ -26,6 +26,7 @@ pub mod revoke;
 pub mod scope;
 pub mod secret;
 pub mod store;
+pub mod totp;
 
 pub use authority::Authority;
 pub use error::{ErrorCode, OAuthError};

@@ -3,7 +3,7 @@
 use crate::pkce;
 use crate::scope::ScopeSet;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct User {
     pub id: String,
     pub login: String,
@@ -11,6 +11,50 @@ pub struct User {
     /// Argon2id PHC string.
     pub password_hash: String,
     pub created_at: i64,
+    /// The user followed a link mailed to `email`: only then do applications see it as
+    /// verified, and only one account may hold an address verified.
+    pub email_verified: bool,
+    /// An operator disabled the account: it cannot sign in and holds no working token.
+    pub disabled: bool,
+    /// May use the operator pages (`/admin`).
+    pub is_admin: bool,
+}
+
+/// What a link mailed to a user (or printed by `gatehouse user reset-link`) lets them do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkPurpose {
+    /// Prove the address in the link's `email`, making it the account's verified email.
+    VerifyEmail,
+    /// Choose a new password.
+    ResetPassword,
+}
+
+impl LinkPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkPurpose::VerifyEmail => "verify_email",
+            LinkPurpose::ResetPassword => "reset_password",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "verify_email" => Some(LinkPurpose::VerifyEmail),
+            "reset_password" => Some(LinkPurpose::ResetPassword),
+            _ => None,
+        }
+    }
+}
+
+/// A single-use link token. The link carries the random token; the store holds its digest.
+#[derive(Debug, Clone)]
+pub struct LinkToken {
+    pub token_hash: String,
+    pub user_id: String,
+    pub purpose: LinkPurpose,
+    /// The address the link was sent to (for a verification: the address it proves).
+    pub email: String,
+    pub created_at: i64,
+    pub expires_at: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +120,28 @@ pub struct Session {
     pub user_id: String,
     pub auth_time: i64,
     pub expires_at: i64,
+    /// The browser's User-Agent at sign-in (cut short), shown on the security page.
+    pub user_agent: String,
+    /// The client address last seen using the session.
+    pub address: String,
+    /// When the session was last used, to within `SESSION_SEEN_EVERY` seconds.
+    pub last_seen: i64,
+}
+
+/// How often a session's last use is written: page views must not each be a write.
+pub const SESSION_SEEN_EVERY: i64 = 60;
+
+/// A user's two-factor sign-in (TOTP). The secret is sealed by the keyring, never in
+/// the clear.
+#[derive(Debug, Clone)]
+pub struct TwoFactor {
+    pub user_id: String,
+    pub secret_sealed: String,
+    /// The newest time step whose code was accepted: no code of it or before is again.
+    pub last_step: i64,
+    pub enabled_at: i64,
+    /// Recovery codes not yet used.
+    pub recovery_codes_left: i64,
 }
 
 #[derive(Debug, Clone)]

@@ -106,6 +106,9 @@ pub struct Keyring {
     /// Derived from the KEK for notes in cookies, so the key that guards the signing
     /// keys at rest is never used on data that visitors hold.
     note_key: KeyEncryptionKey,
+    /// Derived from the KEK for other secrets kept in the store (two-factor secrets):
+    /// one key per use, so no ciphertext of one use can be passed off as another's.
+    stored_key: KeyEncryptionKey,
     active: Mutex<Option<(Instant, Arc<ActiveKey>)>>,
 }
 
@@ -116,7 +119,21 @@ fn storage(e: StoreError) -> OAuthError {
 impl Keyring {
     pub fn new(kek: KeyEncryptionKey) -> Self {
         let note_key = KeyEncryptionKey(Sha256::new().chain_update(b"gatehouse cookie notes v1").chain_update(kek.0).finalize().into());
-        Keyring { kek, note_key, active: Mutex::new(None) }
+        let stored_key = KeyEncryptionKey(Sha256::new().chain_update(b"gatehouse stored secrets v1").chain_update(kek.0).finalize().into());
+        Keyring { kek, note_key, stored_key, active: Mutex::new(None) }
+    }
+
+    /// Seals a secret for the store (AES-256-GCM under a key derived from the KEK);
+    /// `bound_to` (e.g. "totp:" and the user id) is bound in, so a sealed value moved to
+    /// another row does not open.
+    pub fn seal_stored(&self, secret: &str, bound_to: &str) -> String {
+        self.stored_key.seal(secret.as_bytes(), bound_to)
+    }
+
+    /// Opens what [`Keyring::seal_stored`] sealed for `bound_to`.
+    pub fn open_stored(&self, sealed: &str, bound_to: &str) -> Result<String, KeyError> {
+        let plain = self.stored_key.open(sealed, bound_to)?;
+        String::from_utf8(plain).map_err(|_| KeyError::Decrypt)
     }
 
     /// Seals a short note for a cookie: only this server can make or read one, and
@@ -272,6 +289,10 @@ mod tests {
         assert_eq!(again.open(&sealed, "kid1").unwrap(), b"private key bytes");
         assert!(again.open(&sealed, "kid2").is_err(), "bound to its key id");
         let ring = Keyring::new(again);
+        let stored = ring.seal_stored("JBSWY3DPEHPK3PXP", "totp:user-1");
+        assert!(!stored.contains("JBSWY3DPEHPK3PXP"));
+        assert_eq!(ring.open_stored(&stored, "totp:user-1").unwrap(), "JBSWY3DPEHPK3PXP");
+        assert!(ring.open_stored(&stored, "totp:user-2").is_err(), "bound to its row");
         let note = ring.seal_note("user-1", "known-browser");
         assert_eq!(ring.open_note(&note, "known-browser").as_deref(), Some("user-1"));
         assert_eq!(ring.open_note(&note, "other"), None, "bound to its purpose");

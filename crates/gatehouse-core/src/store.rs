@@ -91,6 +91,63 @@ pub trait Accounts: Send + Sync {
     async fn create_session(&self, session: &Session) -> StoreResult<()>;
     async fn find_session(&self, id_hash: &str, now: i64) -> StoreResult<Option<Session>>;
     async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
+
+    /// Every account whose email is `email` ignoring case, the one holding it verified
+    /// (at most one) first.
+    async fn find_users_by_email(&self, email: &str) -> StoreResult<Vec<User>>;
+    /// Every account, by login.
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    /// Disables or enables an account; false if there is none. Disabling is atomic and
+    /// takes effect at once: every session ends, every refresh and access token of the
+    /// user is revoked, unredeemed codes and approved device authorizations are dropped,
+    /// and mailed links stop working. Enabling gives nothing of that back.
+    async fn set_user_disabled(&self, user_id: &str, disabled: bool) -> StoreResult<bool>;
+    /// Grants or revokes the admin role; false if there is no such account.
+    async fn set_user_admin(&self, user_id: &str, admin: bool) -> StoreResult<bool>;
+    /// Deletes an account atomically: its sessions, consents, codes, tokens and links,
+    /// and the applications it owns with every code, token and consent issued to them.
+    /// The deleted applications' ids, or None if there was no such account.
+    async fn delete_user(&self, user_id: &str) -> StoreResult<Option<Vec<String>>>;
+    /// Makes `email` the account's verified address; `Conflict` if another account holds
+    /// it verified (ignoring case), false if there is no such account.
+    async fn set_verified_email(&self, user_id: &str, email: &str) -> StoreResult<bool>;
+    /// Stores a link; the user's older links of the same purpose stop working, so only
+    /// the newest works.
+    async fn create_link(&self, link: &LinkToken) -> StoreResult<()>;
+    /// An unexpired link of that purpose, left unused (to show the page it opens).
+    async fn find_link(&self, token_hash: &str, purpose: LinkPurpose, now: i64) -> StoreResult<Option<LinkToken>>;
+    /// Uses an unexpired link of that purpose: it is deleted and returned, once; None
+    /// for a used, expired, superseded or unknown link.
+    async fn take_link(&self, token_hash: &str, purpose: LinkPurpose, now: i64) -> StoreResult<Option<LinkToken>>;
+}
+
+/// A user's signed-in browsers, as the security page lists them.
+#[async_trait]
+pub trait Sessions: Send + Sync {
+    /// The user's unexpired sessions, most recently seen first.
+    async fn list_sessions(&self, user_id: &str, now: i64) -> StoreResult<Vec<Session>>;
+    /// Records a use of the session: when and from where.
+    async fn touch_session(&self, id_hash: &str, address: &str, now: i64) -> StoreResult<()>;
+    /// Ends one of the user's sessions; false if the user had no such session.
+    async fn end_session(&self, user_id: &str, id_hash: &str) -> StoreResult<bool>;
+    /// Ends every session of the user but `keep` (all of them when None); the count ended.
+    async fn end_sessions(&self, user_id: &str, keep: Option<&str>) -> StoreResult<u64>;
+}
+
+/// Two-factor sign-in: a sealed TOTP secret and single-use recovery codes per user.
+#[async_trait]
+pub trait TwoFactors: Send + Sync {
+    async fn find_two_factor(&self, user_id: &str) -> StoreResult<Option<TwoFactor>>;
+    /// Turns two-factor on with these recovery-code digests; false (and nothing
+    /// changed) if it was on already.
+    async fn enable_two_factor(&self, two_factor: &TwoFactor, recovery_hashes: &[String]) -> StoreResult<bool>;
+    /// Atomically records `step` as used if it is newer than the last used step; false
+    /// if it is not (the code was used already, or a newer one was).
+    async fn claim_totp_step(&self, user_id: &str, step: i64) -> StoreResult<bool>;
+    /// Atomically marks an unused recovery code used; false if there was none.
+    async fn use_recovery_code(&self, user_id: &str, code_hash: &str, now: i64) -> StoreResult<bool>;
+    /// Turns two-factor off: the secret and every recovery code are deleted.
+    async fn disable_two_factor(&self, user_id: &str) -> StoreResult<bool>;
 }
 
 /// Registered applications.
@@ -109,6 +166,10 @@ pub trait Clients: Send + Sync {
         new_hash: &str,
         previous_expires_at: Option<i64>,
     ) -> StoreResult<bool>;
+    /// Revokes every refresh and access token issued to the client and drops its
+    /// unredeemed codes and approved device authorizations (an operator's answer to a
+    /// leaked secret or a misbehaving app); consents stay. The tokens revoked.
+    async fn revoke_client_tokens(&self, id: &str) -> StoreResult<u64>;
     /// Changes what a developer may edit; `Conflict` if the new name is taken.
     async fn update_client(
         &self,
@@ -283,11 +344,11 @@ pub trait PlatformData: Send + Sync {
 
 /// The whole storage contract: what a backend implements, and what the server holds.
 pub trait Store:
-    Accounts + Clients + Grants + Tokens + SigningKeys + RateBuckets + Upkeep + Events + PlatformData + 'static
+    Accounts + Sessions + TwoFactors + Clients + Grants + Tokens + SigningKeys + RateBuckets + Upkeep + Events + PlatformData + 'static
 {
 }
 
 impl<T> Store for T where
-    T: Accounts + Clients + Grants + Tokens + SigningKeys + RateBuckets + Upkeep + Events + PlatformData + 'static
+    T: Accounts + Sessions + TwoFactors + Clients + Grants + Tokens + SigningKeys + RateBuckets + Upkeep + Events + PlatformData + 'static
 {
 }

@@ -65,6 +65,9 @@ pub struct ServerConfig {
     /// Take the request id from a request's `X-Request-Id` (set by a proxy in front that
     /// replaces any the caller sent); otherwise every request gets a new one.
     pub trust_request_id: bool,
+    /// The developer console is for accounts with two-factor sign-in only (as Twitch
+    /// requires it before an application may be registered).
+    pub console_requires_2fa: bool,
 }
 
 impl Default for ServerConfig {
@@ -82,6 +85,7 @@ impl Default for ServerConfig {
             query_params: true,
             shutdown_grace: Duration::from_secs(30),
             trust_request_id: false,
+            console_requires_2fa: false,
         }
     }
 }
@@ -110,6 +114,9 @@ pub struct Shared {
     pages: &'static pages::Pages,
     /// Password checks allowed at once (one per core).
     password_checks: Arc<tokio::sync::Semaphore>,
+    /// Argon2id verifications run through `verify_password` (sign-in and the two-factor
+    /// and security forms), for the measure that two-factor sign-in adds none.
+    password_verifications: std::sync::atomic::AtomicU64,
     buckets: Arc<rate_limit::MemoryBuckets>,
     rate_queues: rate_limit::SharedQueues,
 }
@@ -122,15 +129,33 @@ impl AppState {
             config: Arc::new(config),
             pages: pages::Pages::shared(),
             password_checks: Arc::new(tokio::sync::Semaphore::new(cores)),
+            password_verifications: Default::default(),
             buckets: Arc::default(),
             rate_queues: Default::default(),
         }))
     }
 }
 
+impl AppState {
+    /// How many password hashes (Argon2id) this server has verified.
+    pub fn password_verifications(&self) -> u64 {
+        self.password_verifications.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Verifies a password against its Argon2id hash off the async threads, at most one
+    /// per core at once (19 MiB and tens of milliseconds each); false if it does not match
+    /// or the check could not run.
+    pub(crate) async fn verify_password(&self, password: String, hash: String) -> bool {
+        let Ok(_permit) = self.password_checks.acquire().await else { return false };
+        self.password_verifications.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || gatehouse_core::accounts::verify_password(&password, &hash)).await.unwrap_or(false)
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     let trust_request_id = state.config.trust_request_id;
     routes::router(&state)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), session::note_origin))
         .layer(axum::middleware::from_fn(security_headers::add))
         .layer(axum::middleware::from_fn(move |req, next| http_log::log(trust_request_id, req, next)))
         .with_state(state)

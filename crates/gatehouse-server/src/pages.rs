@@ -28,6 +28,16 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("password.html", include_str!("../templates/password.html")),
     ("confirm.html", include_str!("../templates/confirm.html")),
     ("sign_out.html", include_str!("../templates/sign_out.html")),
+    ("login_code.html", include_str!("../templates/login_code.html")),
+    ("two_factor.html", include_str!("../templates/two_factor.html")),
+    ("two_factor_codes.html", include_str!("../templates/two_factor_codes.html")),
+    ("needs_2fa.html", include_str!("../templates/needs_2fa.html")),
+    ("security.html", include_str!("../templates/security.html")),
+    ("account_deleted.html", include_str!("../templates/account_deleted.html")),
+    ("admin.html", include_str!("../templates/admin.html")),
+    ("admin_user.html", include_str!("../templates/admin_user.html")),
+    ("admin_app.html", include_str!("../templates/admin_app.html")),
+    ("admin_confirm.html", include_str!("../templates/admin_confirm.html")),
 ];
 
 pub const STYLESHEET: &str = include_str!("../static/style.css");

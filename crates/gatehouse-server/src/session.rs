@@ -5,12 +5,46 @@
 //! token is derived from the cookie (a digest another site can neither read nor
 //! compute), so no instance needs to remember it: any instance can check any form.
 
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue};
-use gatehouse_core::model::{Session, User};
+use axum::middleware::Next;
+use axum::response::Response;
+use gatehouse_core::model::{Session, User, SESSION_SEEN_EVERY};
 use gatehouse_core::secret::{hash_secret, new_secret};
 use subtle::ConstantTimeEq;
 
 use crate::AppState;
+
+/// The longest User-Agent kept for a session: enough to tell browsers apart.
+const USER_AGENT_KEPT: usize = 200;
+
+/// Where a browser's request came from, for the sessions it makes and uses.
+#[derive(Clone, Default)]
+struct Origin {
+    address: String,
+    user_agent: String,
+}
+
+tokio::task_local! {
+    static ORIGIN: Origin;
+}
+
+/// Notes where a request with cookies came from (its address and User-Agent), for the
+/// session it signs in to or uses; requests without cookies (API and token calls) are
+/// passed on as they are, at no cost.
+pub async fn note_origin(State(state): State<AppState>, peer: crate::rate_limit::Peer, req: Request, next: Next) -> Response {
+    if !req.headers().contains_key(header::COOKIE) {
+        return next.run(req).await;
+    }
+    let address = state.client_ip(req.headers(), peer.0);
+    let agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let user_agent = agent.chars().take(USER_AGENT_KEPT).collect();
+    ORIGIN.scope(Origin { address, user_agent }, next.run(req)).await
+}
+
+fn origin() -> Origin {
+    ORIGIN.try_with(Origin::clone).unwrap_or_default()
+}
 
 fn cookie_name(state: &AppState) -> &'static str {
     // The __Host- prefix pins the cookie to this host over https (no Domain, Path=/).
@@ -55,6 +89,9 @@ impl Visitor {
                 let now = state.auth.now();
                 let mut signed_in = None;
                 if let Some(session) = state.auth.store.find_session(&hash_secret(&sid), now).await? {
+                    if now - session.last_seen >= SESSION_SEEN_EVERY {
+                        touch(state, &session, now);
+                    }
                     if let Some(user) = state.auth.store.find_user(&session.user_id).await? {
                         signed_in = Some((session, user));
                     }
@@ -110,16 +147,43 @@ impl Visitor {
         let now = state.auth.now();
         let ttl = state.auth.policy.session_ttl;
         let mut v = Visitor::fresh(state, Some(ttl));
-        let session = Session { id_hash: hash_secret(&v.sid), user_id: user.id.clone(), auth_time: now, expires_at: now + ttl };
+        let Origin { address, user_agent } = origin();
+        let session = Session {
+            id_hash: hash_secret(&v.sid),
+            user_id: user.id.clone(),
+            auth_time: now,
+            expires_at: now + ttl,
+            user_agent,
+            address,
+            last_seen: now,
+        };
         state.auth.store.create_session(&session).await?;
         v.signed_in = Some((session, user));
         Ok(v)
+    }
+
+    /// A value tied to this browser's cookie that is not the cookie: binds a half-done
+    /// sign-in (password given, code not yet) to the browser it started in.
+    pub fn binding(&self) -> String {
+        hash_secret(&format!("bind:{}", self.sid))[..32].to_string()
     }
 
     pub async fn sign_out(self, state: &AppState) -> Result<Visitor, gatehouse_core::OAuthError> {
         state.auth.store.delete_session(&hash_secret(&self.sid)).await?;
         Ok(Visitor::fresh(state, None))
     }
+}
+
+/// Records the session's use, at most once a minute (`SESSION_SEEN_EVERY`), in the
+/// background: the page does not wait for the write, and a failure only leaves the
+/// time older.
+fn touch(state: &AppState, session: &Session, now: i64) {
+    let (store, id_hash, address) = (state.auth.store.clone(), session.id_hash.clone(), origin().address);
+    tokio::spawn(async move {
+        if let Err(e) = store.touch_session(&id_hash, &address, now).await {
+            tracing::debug!(error = %e, "could not record a session's use");
+        }
+    });
 }
 
 fn build_cookie(state: &AppState, value: &str, max_age: Option<i64>) -> HeaderValue {

@@ -19,10 +19,34 @@ pub(crate) static CLIENT_BY_ID: Sql = LazyLock::new(|| format!("SELECT {CLIENT_C
 pub(crate) static ACCESS_BY_HASH: Sql = LazyLock::new(|| format!("{ACCESS_SELECT} WHERE a.token_hash = $1"));
 pub(crate) static REFRESH_BY_HASH: Sql = LazyLock::new(|| format!("{REFRESH_SELECT} WHERE token_hash = $1"));
 
-pub(crate) const USER_SELECT: &str = "SELECT id, login, email, password_hash, created_at FROM users";
+pub(crate) const USER_SELECT: &str =
+    "SELECT id, login, email, password_hash, created_at, email_verified, disabled, is_admin FROM users";
 
 pub(crate) fn user(mut r: Row) -> StoreResult<User> {
-    Ok(User { id: r.text(0)?, login: r.text(1)?, email: r.text(2)?, password_hash: r.text(3)?, created_at: r.int(4)? })
+    Ok(User {
+        id: r.text(0)?,
+        login: r.text(1)?,
+        email: r.text(2)?,
+        password_hash: r.text(3)?,
+        created_at: r.int(4)?,
+        email_verified: r.flag(5)?,
+        disabled: r.flag(6)?,
+        is_admin: r.flag(7)?,
+    })
+}
+
+pub(crate) const LINK_COLS: &str = "token_hash, user_id, purpose, email, created_at, expires_at";
+
+pub(crate) fn link(mut r: Row) -> StoreResult<LinkToken> {
+    let purpose = r.text(2)?;
+    Ok(LinkToken {
+        token_hash: r.text(0)?,
+        user_id: r.text(1)?,
+        purpose: LinkPurpose::parse(&purpose).ok_or_else(|| StoreError::Backend(format!("bad link purpose {purpose:?}")))?,
+        email: r.text(3)?,
+        created_at: r.int(4)?,
+        expires_at: r.int(5)?,
+    })
 }
 
 pub(crate) const EVENT_SELECT: &str = "SELECT at, kind, actor_user_id, actor_login, subject_user_id, subject_login, \
@@ -168,10 +192,32 @@ pub(crate) fn consent(r: &mut Row) -> StoreResult<Consent> {
     })
 }
 
-pub(crate) const SESSION_SELECT: &str = "SELECT id_hash, user_id, auth_time, expires_at FROM sessions";
+pub(crate) const SESSION_SELECT: &str =
+    "SELECT id_hash, user_id, auth_time, expires_at, user_agent, address, last_seen FROM sessions";
 
 pub(crate) fn session(mut r: Row) -> StoreResult<Session> {
-    Ok(Session { id_hash: r.text(0)?, user_id: r.text(1)?, auth_time: r.int(2)?, expires_at: r.int(3)? })
+    Ok(Session {
+        id_hash: r.text(0)?,
+        user_id: r.text(1)?,
+        auth_time: r.int(2)?,
+        expires_at: r.int(3)?,
+        user_agent: r.text(4)?,
+        address: r.text(5)?,
+        last_seen: r.int(6)?,
+    })
+}
+
+pub(crate) const TWO_FACTOR_SELECT: &str = "SELECT t.user_id, t.secret_sealed, t.last_step, t.enabled_at, \
+    (SELECT count(*) FROM recovery_codes r WHERE r.user_id = t.user_id AND r.used_at IS NULL) FROM two_factor t";
+
+pub(crate) fn two_factor(mut r: Row) -> StoreResult<TwoFactor> {
+    Ok(TwoFactor {
+        user_id: r.text(0)?,
+        secret_sealed: r.text(1)?,
+        last_step: r.int(2)?,
+        enabled_at: r.int(3)?,
+        recovery_codes_left: r.int(4)?,
+    })
 }
 
 pub(crate) const SIGNING_KEY_SELECT: &str =

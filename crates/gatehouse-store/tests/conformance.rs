@@ -141,6 +141,15 @@ on_every_backend!(
     rate_buckets_empty_refill_and_hold_under_concurrency,
     device_authorizations_poll_decide_and_redeem_once,
     refused_polls_do_not_restart_the_clock,
+    sessions_are_listed_touched_and_ended,
+    two_factor_steps_and_recovery_codes_are_used_once,
+    revoking_a_clients_tokens_spares_other_clients,
+    disabling_a_user_revokes_everything_at_once_and_enabling_restores_sign_in_only,
+    deleting_a_user_removes_the_account_its_grants_and_its_applications,
+    the_admin_flag_is_granted_and_revoked,
+    verified_emails_are_unique_ignoring_case_and_found_by_address,
+    links_are_single_use_expire_and_only_the_newest_works,
+    a_password_change_drops_pending_reset_links,
     events_are_listed_newest_first_by_filter_and_purged_by_age,
     a_secret_note_is_taken_once_and_dies_with_its_session,
     a_migrated_store_is_ready_and_reports_its_pool,
@@ -148,6 +157,10 @@ on_every_backend!(
 
 #[path = "conformance/device_polling.rs"]
 mod device_polling;
+#[path = "conformance/two_factor.rs"]
+mod two_factor;
+#[path = "conformance/accounts.rs"]
+mod accounts;
 
 #[test]
 fn both_backends_hold_the_same_migration_versions() {
@@ -159,6 +172,16 @@ fn both_backends_hold_the_same_migration_versions() {
 mod cases {
     use super::*;
     pub use super::device_polling::refused_polls_do_not_restart_the_clock;
+    pub use super::two_factor::{
+        revoking_a_clients_tokens_spares_other_clients, session, sessions_are_listed_touched_and_ended,
+        two_factor_steps_and_recovery_codes_are_used_once,
+    };
+    pub use super::accounts::{
+        a_password_change_drops_pending_reset_links, deleting_a_user_removes_the_account_its_grants_and_its_applications,
+        disabling_a_user_revokes_everything_at_once_and_enabling_restores_sign_in_only,
+        links_are_single_use_expire_and_only_the_newest_works, the_admin_flag_is_granted_and_revoked,
+        verified_emails_are_unique_ignoring_case_and_found_by_address,
+    };
 
     const NOW: i64 = 1_800_000_000;
 
@@ -176,6 +199,7 @@ mod cases {
             email: format!("{login}@example.com"),
             password_hash: "$argon2id$stub".into(),
             created_at: NOW,
+            ..User::default()
         };
         store.create_user(&u).await.unwrap();
         u
@@ -234,7 +258,7 @@ mod cases {
         }
     }
 
-    fn code(c: &Client, u: &User) -> AuthorizationCode {
+    pub fn code(c: &Client, u: &User) -> AuthorizationCode {
         AuthorizationCode {
             code_hash: gatehouse_core::secret::token_key(&gatehouse_core::secret::new_token()),
             client_id: c.id.clone(),
@@ -269,7 +293,7 @@ mod cases {
         }
     }
 
-    async fn refresh_live(store: &dyn Store, hash: &str) -> bool {
+    pub async fn refresh_live(store: &dyn Store, hash: &str) -> bool {
         let r = store.find_refresh_token(hash).await.unwrap().unwrap();
         !r.revoked && r.rotated_at.is_none()
     }
@@ -313,7 +337,7 @@ mod cases {
 
     pub async fn sessions_expire(store: Arc<dyn Store>) {
         let u = user(&*store, "alice").await;
-        let s = Session { id_hash: random_token(64), user_id: u.id.clone(), auth_time: NOW, expires_at: NOW + 10 };
+        let s = session(random_token(64), &u.id, NOW + 10);
         store.create_session(&s).await.unwrap();
         assert!(store.find_session(&s.id_hash, NOW + 9).await.unwrap().is_some());
         assert!(store.find_session(&s.id_hash, NOW + 10).await.unwrap().is_none());
@@ -619,7 +643,7 @@ mod cases {
             store.insert_tokens(i, CAPS, NOW).await.unwrap();
         }
         for (id, who) in [("here", &alice), ("there", &alice), ("bobs", &bob)] {
-            let session = Session { id_hash: id.into(), user_id: who.id.clone(), auth_time: NOW, expires_at: NOW + 60 };
+            let session = session(id.into(), &who.id, NOW + 60);
             store.create_session(&session).await.unwrap();
         }
         store.change_password(&alice.id, "$argon2id$new", "here").await.unwrap();
@@ -728,7 +752,7 @@ mod cases {
         store.insert_tokens(&old, CAPS, NOW).await.unwrap();
         let k = code(&c, &u);
         store.insert_code(&k).await.unwrap();
-        store.create_session(&Session { id_hash: "s".into(), user_id: u.id.clone(), auth_time: NOW, expires_at: NOW - 1 }).await.unwrap();
+        store.create_session(&session("s".into(), &u.id, NOW - 1)).await.unwrap();
         let n = store.purge_expired(NOW + 10).await.unwrap();
         assert_eq!(n, 2, "the expired access token and session");
         assert!(store.find_access_token(&old.access.token_hash).await.unwrap().is_none());

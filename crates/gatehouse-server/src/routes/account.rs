@@ -96,7 +96,7 @@ pub async fn signup(State(state): State<AppState>, Peer(peer): Peer, headers: He
     }
 }
 
-fn when(unix: i64) -> String {
+pub(crate) fn when(unix: i64) -> String {
     // Days since the epoch → a calendar date, without a date library.
     let days = unix.div_euclid(86_400);
     let (z, era) = (days + 719_468, (days + 719_468).div_euclid(146_097));

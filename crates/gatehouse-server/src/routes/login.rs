@@ -4,7 +4,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use gatehouse_core::accounts::{check_login, decoy_hash, verify_password};
+use gatehouse_core::accounts::{check_login, decoy_hash};
 use serde::Deserialize;
 
 use gatehouse_core::events::EventKind;
@@ -88,7 +88,7 @@ pub struct LoginQuery {
     next: Option<String>,
 }
 
-async fn render_form(state: &AppState, visitor: &Visitor, next: &str, login: &str, error: Option<&str>, status: StatusCode) -> Response {
+pub(crate) async fn login_page(state: &AppState, visitor: &Visitor, next: &str, login: &str, error: Option<&str>, status: StatusCode) -> Response {
     let ctx = minijinja::context! {
         csrf => visitor.csrf_token(),
         next,
@@ -105,7 +105,7 @@ async fn render_form(state: &AppState, visitor: &Visitor, next: &str, login: &st
 pub async fn form(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<LoginQuery>) -> Response {
     let Ok(visitor) = Visitor::load(&state, &headers).await else { return unavailable() };
     let next = safe_next(q.next.as_deref());
-    render_form(&state, &visitor, &next, "", None, StatusCode::OK).await
+    login_page(&state, &visitor, &next, "", None, StatusCode::OK).await
 }
 
 pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: HeaderMap, body: Bytes) -> Response {
@@ -113,6 +113,9 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
         Ok(form) => form,
         Err(refused) => return refused,
     };
+    if p.get("pending").is_some() {
+        return super::two_factor::second_step(&state, Peer(peer), &headers, &p, visitor).await;
+    }
     let next = safe_next(p.get("next"));
     let login = p.get("login").unwrap_or("").trim().to_string();
     let password = p.get("password").unwrap_or("").to_string();
@@ -130,7 +133,7 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
         // Counted, not recorded: a refusal costs no row, so the budget also bounds the log.
         crate::metrics::sign_in("rate_limited");
         let shown = if t.per_account { login.as_str() } else { "" };
-        let mut res = render_form(&state, &visitor, &next, shown, Some(&t.message), StatusCode::TOO_MANY_REQUESTS).await;
+        let mut res = login_page(&state, &visitor, &next, shown, Some(&t.message), StatusCode::TOO_MANY_REQUESTS).await;
         t.add_headers(&mut res);
         return res;
     }
@@ -138,11 +141,8 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
     // Verify against a decoy when the login is unknown, so timing does not tell which
     // logins exist. Argon2id takes 19 MiB and tens of milliseconds: a semaphore keeps
     // a flood of sign-ins from taking every thread and all memory.
-    let Ok(_permit) = state.password_checks.acquire().await else { return unavailable() };
-    let hash = user.as_ref().map(|u| u.password_hash.clone());
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, hash.as_deref().unwrap_or_else(|| decoy_hash())))
-        .await
-        .unwrap_or(false);
+    let hash = user.as_ref().map_or_else(|| decoy_hash().to_string(), |u| u.password_hash.clone());
+    let ok = state.verify_password(password, hash).await;
     let user = match user {
         Some(u) if ok => u,
         tried => {
@@ -156,21 +156,52 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
             };
             audit::record(&state, failed).await;
             let msg = Some("Incorrect username or password.");
-            return render_form(&state, &visitor, &next, &login, msg, StatusCode::UNAUTHORIZED).await;
+            return login_page(&state, &visitor, &next, &login, msg, StatusCode::UNAUTHORIZED).await;
         }
     };
+    // Two-factor sign-in: one page more, for the code; no second password check.
+    match super::two_factor::is_on(&state, &user.id).await {
+        Ok(true) => return super::two_factor::ask_code(&state, &visitor, &user, &next),
+        Ok(false) => {}
+        Err(r) => return r,
+    }
+    finish_sign_in(&state, &headers, peer, visitor, user, &next, false).await
+}
+
+/// Signs `user` in at this browser (the password, and the code if asked for, were
+/// right) and sends it on to `next`.
+/// `with_code`: a two-factor code was asked for and given (said in the event).
+pub(crate) async fn finish_sign_in(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<std::net::SocketAddr>,
+    visitor: Visitor,
+    user: gatehouse_core::model::User,
+    next: &str,
+    with_code: bool,
+) -> Response {
+    if user.disabled {
+        tracing::info!("sign-in to a disabled account refused");
+        audit::record(state, audit::event(state, EventKind::SignInFailed, headers, peer).subject(&user).detail("disabled")).await;
+        let msg = Some("This account is disabled. Ask the administrator of this server.");
+        return login_page(state, &visitor, next, &user.login, msg, StatusCode::FORBIDDEN).await;
+    }
     if visitor.signed_in.is_some() {
         // Switching accounts: end the old session rather than leave it behind.
-        if visitor.sign_out(&state).await.is_err() {
+        if visitor.sign_out(state).await.is_err() {
             return unavailable();
         }
     }
-    audit::record(&state, audit::event(&state, EventKind::SignInSucceeded, &headers, peer).actor(&user)).await;
-    let remember = known_browser::remember(&state, &user);
-    match Visitor::sign_in(&state, user).await {
+    let mut signed_in = audit::event(state, EventKind::SignInSucceeded, headers, peer).actor(&user);
+    if with_code {
+        signed_in = signed_in.detail("with two-factor");
+    }
+    let remember = known_browser::remember(state, &user);
+    match Visitor::sign_in(state, user).await {
         Ok(v) => {
             crate::metrics::sign_in("success");
-            let mut res = with_cookie(Redirect::to(&next).into_response(), &v);
+            audit::record(state, signed_in).await;
+            let mut res = with_cookie(Redirect::to(next).into_response(), &v);
             res.headers_mut().extend(remember.map(|c| (header::SET_COOKIE, c)));
             res
         }

@@ -1,6 +1,7 @@
 //! The HTTP surface of DESIGN.md, one module per concern.
 
 mod account;
+mod admin;
 mod api;
 mod console;
 mod authorize;
@@ -11,7 +12,10 @@ mod oidc;
 mod openapi;
 mod token;
 mod token_info;
+mod security;
+mod two_factor;
 
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::Router;
 
@@ -36,12 +40,20 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/settings/connections", get(account::connections))
         .route("/settings/connections/{client_id}/disconnect", post(account::disconnect))
         .route("/settings/password", get(account::password_form).post(account::change_password))
-        .route("/console", get(console::list))
-        .route("/console/apps/new", get(console::new_form).post(console::create))
-        .route("/console/apps/{id}", get(console::manage).post(console::update))
-        .route("/console/apps/{id}/edit", get(console::edit_form))
-        .route("/console/apps/{id}/secret", get(console::show_secret).post(console::new_secret))
-        .route("/console/apps/{id}/delete", post(console::delete))
+        .route("/settings/2fa", get(two_factor::page).post(two_factor::enable))
+        .route("/settings/2fa/disable", post(two_factor::disable))
+        .route("/settings/security", get(security::page))
+        .route("/settings/security/sessions/{handle}/sign-out", post(security::sign_out_session))
+        .route("/settings/security/sign-out-everywhere", post(security::sign_out_everywhere))
+        .route("/settings/security/delete", post(security::delete_account))
+        .route("/admin", get(admin::home))
+        .route("/admin/users/{id}", get(admin::user))
+        .route("/admin/users/{id}/disable", post(admin::disable_user))
+        .route("/admin/users/{id}/enable", post(admin::enable_user))
+        .route("/admin/users/{id}/sign-out", post(admin::sign_out_user))
+        .route("/admin/apps/{id}", get(admin::app))
+        .route("/admin/apps/{id}/revoke-tokens", post(admin::revoke_app_tokens))
+        .merge(console_routes(state))
         .route("/static/console.js", get(meta::console_js))
         .route("/oauth2/authorize", get(authorize::start).post(authorize::decide))
         .route("/oauth2/token", post(token::token))
@@ -59,4 +71,16 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/api/v1.0/authorize", get(authorize::start))
         .route("/api/v1.0/token", post(token::token))
         .fallback(meta::not_found)
+}
+
+/// The developer console, behind the two-factor gate (`console_requires_2fa`).
+fn console_routes(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/console", get(console::list))
+        .route("/console/apps/new", get(console::new_form).post(console::create))
+        .route("/console/apps/{id}", get(console::manage).post(console::update))
+        .route("/console/apps/{id}/edit", get(console::edit_form))
+        .route("/console/apps/{id}/secret", get(console::show_secret).post(console::new_secret))
+        .route("/console/apps/{id}/delete", post(console::delete))
+        .route_layer(from_fn_with_state(state.clone(), two_factor::console_gate))
 }

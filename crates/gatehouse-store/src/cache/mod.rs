@@ -134,6 +134,56 @@ impl Accounts for CachedStore {
     async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
         self.inner.delete_session(id_hash).await
     }
+
+    async fn find_users_by_email(&self, email: &str) -> StoreResult<Vec<User>> {
+        self.inner.find_users_by_email(email).await
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        self.inner.list_users().await
+    }
+
+    async fn set_user_disabled(&self, user_id: &str, disabled: bool) -> StoreResult<bool> {
+        let result = self.inner.set_user_disabled(user_id, disabled).await;
+        // Cached access tokens of the user stop working here and in every instance now,
+        // not when the staleness runs out.
+        self.invalidate(&[Invalidation::User(user_id.into()), Invalidation::AllTokens]).await;
+        result
+    }
+
+    async fn set_user_admin(&self, user_id: &str, admin: bool) -> StoreResult<bool> {
+        let result = self.inner.set_user_admin(user_id, admin).await;
+        self.invalidate(&[Invalidation::User(user_id.into())]).await;
+        result
+    }
+
+    async fn delete_user(&self, user_id: &str) -> StoreResult<Option<Vec<String>>> {
+        let result = self.inner.delete_user(user_id).await;
+        let mut drops = vec![Invalidation::User(user_id.into()), Invalidation::AllTokens];
+        if let Ok(Some(apps)) = &result {
+            drops.extend(apps.iter().map(|id| Invalidation::Client(id.clone())));
+        }
+        self.invalidate(&drops).await;
+        result
+    }
+
+    async fn set_verified_email(&self, user_id: &str, email: &str) -> StoreResult<bool> {
+        let result = self.inner.set_verified_email(user_id, email).await;
+        self.invalidate(&[Invalidation::User(user_id.into())]).await;
+        result
+    }
+
+    async fn create_link(&self, link: &LinkToken) -> StoreResult<()> {
+        self.inner.create_link(link).await
+    }
+
+    async fn find_link(&self, token_hash: &str, purpose: LinkPurpose, now: i64) -> StoreResult<Option<LinkToken>> {
+        self.inner.find_link(token_hash, purpose, now).await
+    }
+
+    async fn take_link(&self, token_hash: &str, purpose: LinkPurpose, now: i64) -> StoreResult<Option<LinkToken>> {
+        self.inner.take_link(token_hash, purpose, now).await
+    }
 }
 
 #[async_trait]
@@ -153,6 +203,12 @@ impl Clients for CachedStore {
     async fn delete_client(&self, id: &str) -> StoreResult<bool> {
         let result = self.inner.delete_client(id).await;
         self.invalidate(&[Invalidation::Client(id.into()), Invalidation::AllTokens]).await;
+        result
+    }
+
+    async fn revoke_client_tokens(&self, id: &str) -> StoreResult<u64> {
+        let result = self.inner.revoke_client_tokens(id).await;
+        self.invalidate(&[Invalidation::AllTokens]).await;
         result
     }
 
@@ -365,5 +421,49 @@ impl Upkeep for CachedStore {
 
     fn pool_usage(&self) -> gatehouse_core::store::PoolUsage {
         self.inner.pool_usage()
+    }
+}
+
+// Sessions and two-factor records are read once per page or sign-in: never cached, so
+// ending a session or using a code takes effect at once on every instance.
+#[async_trait]
+impl Sessions for CachedStore {
+    async fn list_sessions(&self, user_id: &str, now: i64) -> StoreResult<Vec<Session>> {
+        self.inner.list_sessions(user_id, now).await
+    }
+
+    async fn touch_session(&self, id_hash: &str, address: &str, now: i64) -> StoreResult<()> {
+        self.inner.touch_session(id_hash, address, now).await
+    }
+
+    async fn end_session(&self, user_id: &str, id_hash: &str) -> StoreResult<bool> {
+        self.inner.end_session(user_id, id_hash).await
+    }
+
+    async fn end_sessions(&self, user_id: &str, keep: Option<&str>) -> StoreResult<u64> {
+        self.inner.end_sessions(user_id, keep).await
+    }
+}
+
+#[async_trait]
+impl TwoFactors for CachedStore {
+    async fn find_two_factor(&self, user_id: &str) -> StoreResult<Option<TwoFactor>> {
+        self.inner.find_two_factor(user_id).await
+    }
+
+    async fn enable_two_factor(&self, two_factor: &TwoFactor, recovery_hashes: &[String]) -> StoreResult<bool> {
+        self.inner.enable_two_factor(two_factor, recovery_hashes).await
+    }
+
+    async fn claim_totp_step(&self, user_id: &str, step: i64) -> StoreResult<bool> {
+        self.inner.claim_totp_step(user_id, step).await
+    }
+
+    async fn use_recovery_code(&self, user_id: &str, code_hash: &str, now: i64) -> StoreResult<bool> {
+        self.inner.use_recovery_code(user_id, code_hash, now).await
+    }
+
+    async fn disable_two_factor(&self, user_id: &str) -> StoreResult<bool> {
+        self.inner.disable_two_factor(user_id).await
     }
 }

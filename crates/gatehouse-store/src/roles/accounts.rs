@@ -3,14 +3,31 @@
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
-use gatehouse_core::model::{Session, User};
+use gatehouse_core::model::{LinkPurpose, LinkToken, Session, User};
 use gatehouse_core::store::{Accounts, StoreResult};
 
 use crate::db::Db;
 use crate::retry::conflict_as;
-use crate::rows::{self, Sql, SESSION_SELECT, USER_SELECT};
+use crate::db::Tx;
+use crate::rows::{self, Sql, LINK_COLS, SESSION_SELECT, USER_SELECT};
 use crate::token_steps::revoke_live_refresh;
 use crate::SqlStore;
+
+const EMAIL_TAKEN: &str = "another account holds that email address verified";
+
+/// Revokes every refresh and access token of the user. Access tokens through the
+/// (client, user) index, one client at a time: an index on the user alone would cost
+/// every token issued an index entry.
+async fn revoke_user_tokens(tx: &mut dyn Tx, user: &str) -> StoreResult<()> {
+    revoke_live_refresh(tx, "user_id = $1", &[user.into()]).await?;
+    tx.exec(
+        "UPDATE access_tokens SET revoked = 1 \
+         WHERE client_id IN (SELECT id FROM clients) AND user_id = $1 AND revoked = 0",
+        &[user.into()],
+    )
+    .await?;
+    Ok(())
+}
 
 #[async_trait]
 impl<D: Db> Accounts for SqlStore<D> {
@@ -41,15 +58,10 @@ impl<D: Db> Accounts for SqlStore<D> {
             .transaction(args, |tx, (user, hash, keep)| {
                 Box::pin(async move {
                     tx.exec("UPDATE users SET password_hash = $2 WHERE id = $1", &[user.into(), hash.into()]).await?;
-                    revoke_live_refresh(tx, "user_id = $1", &[user.into()]).await?;
-                    // Through the (client, user) index, one client at a time: an index on
-                    // the user alone would cost every token issued an index entry.
-                    tx.exec(
-                        "UPDATE access_tokens SET revoked = 1 \
-                         WHERE client_id IN (SELECT id FROM clients) AND user_id = $1 AND revoked = 0",
-                        &[user.into()],
-                    )
-                    .await?;
+                    revoke_user_tokens(tx, user).await?;
+                    // A reset link still in a mailbox must not undo this change.
+                    tx.exec("DELETE FROM links WHERE user_id = $1 AND purpose = $2", &[user.into(), LinkPurpose::ResetPassword.as_str().into()])
+                        .await?;
                     tx.exec("DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2", &[user.into(), keep.into()])
                         .await?;
                     Ok(())
@@ -61,8 +73,17 @@ impl<D: Db> Accounts for SqlStore<D> {
     async fn create_session(&self, s: &Session) -> StoreResult<()> {
         self.db
             .write(
-                "INSERT INTO sessions (id_hash, user_id, auth_time, expires_at) VALUES ($1, $2, $3, $4)",
-                &[(&s.id_hash).into(), (&s.user_id).into(), s.auth_time.into(), s.expires_at.into()],
+                "INSERT INTO sessions (id_hash, user_id, auth_time, expires_at, user_agent, address, last_seen) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    (&s.id_hash).into(),
+                    (&s.user_id).into(),
+                    s.auth_time.into(),
+                    s.expires_at.into(),
+                    (&s.user_agent).into(),
+                    (&s.address).into(),
+                    s.last_seen.into(),
+                ],
             )
             .await?;
         Ok(())
@@ -76,5 +97,139 @@ impl<D: Db> Accounts for SqlStore<D> {
     async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
         self.db.write("DELETE FROM sessions WHERE id_hash = $1", &[id_hash.into()]).await?;
         Ok(())
+    }
+
+    async fn find_users_by_email(&self, email: &str) -> StoreResult<Vec<User>> {
+        static BY_EMAIL: Sql =
+            LazyLock::new(|| format!("{USER_SELECT} WHERE lower(email) = lower($1) ORDER BY email_verified DESC, created_at, id"));
+        rows::all(self.db.read(&BY_EMAIL, &[email.into()]).await?, rows::user)
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        static ALL: Sql = LazyLock::new(|| format!("{USER_SELECT} ORDER BY lower(login)"));
+        rows::all(self.db.read(&ALL, &[]).await?, rows::user)
+    }
+
+    async fn set_user_disabled(&self, user_id: &str, disabled: bool) -> StoreResult<bool> {
+        if !disabled {
+            let n = self.db.write("UPDATE users SET disabled = 0 WHERE id = $1", &[user_id.into()]).await?;
+            return Ok(n > 0);
+        }
+        self.db
+            .transaction(user_id.to_owned(), |tx, user| {
+                Box::pin(async move {
+                    if tx.exec("UPDATE users SET disabled = 1 WHERE id = $1", &[user.into()]).await? == 0 {
+                        return Ok(false);
+                    }
+                    revoke_user_tokens(tx, user).await?;
+                    for sql in [
+                        "DELETE FROM sessions WHERE user_id = $1",
+                        "DELETE FROM authorization_codes WHERE user_id = $1 AND used = 0",
+                        "DELETE FROM links WHERE user_id = $1",
+                    ] {
+                        tx.exec(sql, &[user.into()]).await?;
+                    }
+                    // An approval not yet exchanged for tokens: the device gets access_denied.
+                    tx.exec(
+                        "UPDATE device_authorizations SET status = 'denied' WHERE user_id = $1 AND status = 'approved'",
+                        &[user.into()],
+                    )
+                    .await?;
+                    Ok(true)
+                })
+            })
+            .await
+    }
+
+    async fn set_user_admin(&self, user_id: &str, admin: bool) -> StoreResult<bool> {
+        let n = self.db.write("UPDATE users SET is_admin = $2 WHERE id = $1", &[user_id.into(), admin.into()]).await?;
+        Ok(n > 0)
+    }
+
+    async fn delete_user(&self, user_id: &str) -> StoreResult<Option<Vec<String>>> {
+        self.db
+            .transaction(user_id.to_owned(), |tx, user| {
+                Box::pin(async move {
+                    let Some(_) = tx.row(&format!("SELECT id FROM users WHERE id = $1{}", tx.row_lock()), &[user.into()]).await?
+                    else {
+                        return Ok(None);
+                    };
+                    let apps = tx.rows("SELECT id FROM clients WHERE owner_user_id = $1 ORDER BY id", &[user.into()]).await?;
+                    let apps = apps.into_iter().map(|mut r| r.text(0)).collect::<StoreResult<Vec<_>>>()?;
+                    // The user's applications, with what was issued to them (as delete_client).
+                    const OWNED: &str = "client_id IN (SELECT id FROM clients WHERE owner_user_id = $1)";
+                    for table in ["access_tokens", "refresh_tokens", "authorization_codes", "device_authorizations", "consents"] {
+                        tx.exec(&format!("DELETE FROM {table} WHERE {OWNED}"), &[user.into()]).await?;
+                    }
+                    tx.exec("DELETE FROM clients WHERE owner_user_id = $1", &[user.into()]).await?;
+                    // What the user holds at other applications. The access tokens first,
+                    // through the (client, user) index, so the cascade finds none left.
+                    tx.exec("DELETE FROM access_tokens WHERE client_id IN (SELECT id FROM clients) AND user_id = $1", &[user.into()])
+                        .await?;
+                    for table in ["refresh_tokens", "authorization_codes", "device_authorizations", "consents", "sessions", "links"] {
+                        tx.exec(&format!("DELETE FROM {table} WHERE user_id = $1"), &[user.into()]).await?;
+                    }
+                    // The demo platform's rows go with it (ON DELETE CASCADE).
+                    tx.exec("DELETE FROM users WHERE id = $1", &[user.into()]).await?;
+                    Ok(Some(apps))
+                })
+            })
+            .await
+    }
+
+    async fn set_verified_email(&self, user_id: &str, email: &str) -> StoreResult<bool> {
+        let n = self
+            .db
+            .write("UPDATE users SET email = $2, email_verified = 1 WHERE id = $1", &[user_id.into(), email.into()])
+            .await
+            .map_err(conflict_as(EMAIL_TAKEN))?;
+        Ok(n > 0)
+    }
+
+    async fn create_link(&self, link: &LinkToken) -> StoreResult<()> {
+        let args = link.clone();
+        self.db
+            .transaction(args, |tx, l| {
+                Box::pin(async move {
+                    tx.exec("DELETE FROM links WHERE user_id = $1 AND purpose = $2", &[(&l.user_id).into(), l.purpose.as_str().into()])
+                        .await?;
+                    tx.exec(
+                        &format!("INSERT INTO links ({LINK_COLS}) VALUES ($1, $2, $3, $4, $5, $6)"),
+                        &[
+                            (&l.token_hash).into(),
+                            (&l.user_id).into(),
+                            l.purpose.as_str().into(),
+                            (&l.email).into(),
+                            l.created_at.into(),
+                            l.expires_at.into(),
+                        ],
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    async fn find_link(&self, token_hash: &str, purpose: LinkPurpose, now: i64) -> StoreResult<Option<LinkToken>> {
+        static LIVE: Sql =
+            LazyLock::new(|| format!("SELECT {LINK_COLS} FROM links WHERE token_hash = $1 AND purpose = $2 AND expires_at > $3"));
+        let rows = self.db.read(&LIVE, &[token_hash.into(), purpose.as_str().into(), now.into()]).await?;
+        rows.into_iter().next().map(rows::link).transpose()
+    }
+
+    async fn take_link(&self, token_hash: &str, purpose: LinkPurpose, now: i64) -> StoreResult<Option<LinkToken>> {
+        let args = (token_hash.to_owned(), purpose.as_str(), now);
+        self.db
+            .transaction(args, |tx, (hash, purpose, now)| {
+                Box::pin(async move {
+                    let sql = format!(
+                        "DELETE FROM links WHERE token_hash = $1 AND purpose = $2 AND expires_at > $3 RETURNING {LINK_COLS}"
+                    );
+                    let row = tx.row(&sql, &[hash.into(), (*purpose).into(), (*now).into()]).await?;
+                    row.map(rows::link).transpose()
+                })
+            })
+            .await
     }
 }

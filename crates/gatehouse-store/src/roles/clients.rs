@@ -10,6 +10,7 @@ use gatehouse_core::store::{Clients, StoreResult};
 use crate::db::Db;
 use crate::retry::conflict_as;
 use crate::rows::{self, Sql, CLIENT_COLS};
+use crate::token_steps::revoke_live_refresh;
 use crate::SqlStore;
 
 const NAME_TAKEN: &str = "an application with that name already exists";
@@ -20,6 +21,28 @@ fn uris_json(uris: &[String]) -> StoreResult<String> {
 
 #[async_trait]
 impl<D: Db> Clients for SqlStore<D> {
+    async fn revoke_client_tokens(&self, id: &str) -> StoreResult<u64> {
+        self.db
+            .transaction(id.to_owned(), |tx, client| {
+                Box::pin(async move {
+                    let id = [client.into()];
+                    // Grants not yet exchanged would bring tokens back.
+                    tx.exec("DELETE FROM authorization_codes WHERE client_id = $1", &id).await?;
+                    tx.exec("UPDATE device_authorizations SET status = 'denied' WHERE client_id = $1 AND status = 'approved'", &id)
+                        .await?;
+                    let live = tx.row("SELECT count(*) FROM refresh_tokens WHERE client_id = $1 AND rotated_at IS NULL AND revoked = 0", &id).await?;
+                    let refresh = match live {
+                        Some(mut r) => r.int(0)?,
+                        None => 0,
+                    };
+                    revoke_live_refresh(tx, "client_id = $1", &id).await?;
+                    let access = tx.exec("UPDATE access_tokens SET revoked = 1 WHERE client_id = $1 AND revoked = 0", &id).await?;
+                    Ok(refresh as u64 + access)
+                })
+            })
+            .await
+    }
+
     async fn create_client(&self, c: &Client) -> StoreResult<()> {
         self.db
             .write(

@@ -5,5 +5,7 @@ mod clients;
 mod events;
 mod grants;
 mod platform;
+mod sessions;
+mod two_factor;
 mod tokens;
 mod upkeep;

@@ -91,13 +91,14 @@ impl<D: Db> RateBuckets for SqlStore<D> {
 /// of its own (an OR of them would scan the whole table for every batch). Rate buckets
 /// are the exception: an index on `updated_at` would cost every rate-limited request an
 /// index update. `$1` is the cutoff, where the rule has one, as seconds before now.
-const PURGE_RULES: [(&str, &str, &str, Option<i64>); 10] = [
+const PURGE_RULES: [(&str, &str, &str, Option<i64>); 11] = [
     // Used codes are kept an hour past expiry, so that a late replay is still recognised.
     ("authorization_codes", "code_hash", "expires_at <= $1", Some(3600)),
     ("device_authorizations", "device_code_hash", "expires_at <= $1", Some(3600)),
     ("sessions", "id_hash", "expires_at <= $1", Some(0)),
     // Keyed by both columns: a session's other, fresh notes stay.
     ("secret_notes", "session_hash, client_id", "expires_at <= $1", Some(0)),
+    ("links", "token_hash", "expires_at <= $1", Some(0)),
     ("access_tokens", "token_hash", "expires_at <= $1", Some(0)),
     ("access_tokens", "token_hash", "revoked = 1", None),
     ("refresh_tokens", "token_hash", "expires_at <= $1", Some(0)),

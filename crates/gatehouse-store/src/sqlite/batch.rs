@@ -115,7 +115,7 @@ mod tests {
     /// batch writer.
     async fn store_with_client(dir: &tempfile::TempDir) -> (SqliteStore, SqliteBatches) {
         let store = SqliteStore::open(dir.path().join("t.db").to_str().unwrap()).await.unwrap();
-        let user = User { id: "u".into(), login: "alice".into(), email: "a@example.com".into(), password_hash: "x".into(), created_at: 0 };
+        let user = User { id: "u".into(), login: "alice".into(), email: "a@example.com".into(), password_hash: "x".into(), created_at: 0, ..User::default() };
         store.create_user(&user).await.unwrap();
         let client = Client {
             id: "c".into(),

@@ -333,6 +333,7 @@ mod tests {
             email: format!("user{i}@example.com"),
             password_hash: "x".repeat(200),
             created_at: 0,
+            ..Default::default()
         };
         let set_limit = |pages: &str| {
             let conn = store.db.conn.clone();
