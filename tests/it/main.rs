@@ -28,6 +28,7 @@ mod pages;
 mod passwords;
 mod implicit_and_app_tokens;
 mod jwt_access_tokens;
+mod accounts;
 mod pkce;
 mod refresh;
 mod rfc9700;

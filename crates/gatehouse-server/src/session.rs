@@ -55,7 +55,9 @@ impl Visitor {
                 let now = state.auth.now();
                 let mut signed_in = None;
                 if let Some(session) = state.auth.store.find_session(&hash_secret(&sid), now).await? {
-                    if let Some(user) = state.auth.store.find_user(&session.user_id).await? {
+                    // A disabled account's sessions are ended with it; one that raced the
+                    // disabling is not honoured either.
+                    if let Some(user) = state.auth.store.find_user(&session.user_id).await?.filter(|u| !u.disabled) {
                         signed_in = Some((session, user));
                     }
                 }

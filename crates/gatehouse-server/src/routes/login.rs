@@ -132,6 +132,12 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
         let msg = Some("Incorrect username or password.");
         return render_form(&state, &visitor, &next, &login, msg, StatusCode::UNAUTHORIZED).await;
     };
+    if user.disabled {
+        // Said only to someone who knows the password.
+        tracing::info!("sign-in to a disabled account refused");
+        let msg = Some("This account is disabled. Contact the administrator of this server.");
+        return render_form(&state, &visitor, &next, &login, msg, StatusCode::FORBIDDEN).await;
+    }
     if visitor.signed_in.is_some() {
         // Switching accounts: end the old session rather than leave it behind.
         if visitor.sign_out(&state).await.is_err() {
