@@ -392,7 +392,11 @@ async fn serve(
         header_read_timeout: file.header_read_timeout()?,
         max_connections: file.max_connections()?,
         query_params: file.oauth_query_params()?,
+        mail: file.mail()?,
     };
+    if config.mail.is_none() {
+        tracing::info!("smtp_url is not set: email verification and password recovery by mail are off");
+    }
     tracing::info!(%local, issuer = %config.issuer, "gatehouse listening");
     if !config.secure_cookies() && !is_loopback_issuer(&config.issuer) {
         tracing::warn!(

@@ -3,6 +3,7 @@
 
 mod binary;
 mod common;
+mod smtp;
 
 mod api;
 mod app_names;
@@ -28,6 +29,7 @@ mod pages;
 mod passwords;
 mod implicit_and_app_tokens;
 mod jwt_access_tokens;
+mod mail;
 mod accounts;
 mod pkce;
 mod refresh;

@@ -15,6 +15,7 @@ pub mod device;
 pub mod error;
 pub mod grant;
 pub mod inspect;
+pub mod links;
 pub mod model;
 pub mod oidc;
 pub mod pkce;

@@ -1,10 +1,12 @@
 //! Gatehouse's HTTP server: turns HTTP into calls on `gatehouse-core` and core errors
 //! into HTTP. Handlers stay short: extract, call the core, write the answer.
 
+mod emails;
 mod error;
 mod http_log;
 mod listener;
 mod known_browser;
+pub mod mail;
 mod pages;
 mod oauth_params;
 mod params;
@@ -54,6 +56,8 @@ pub struct ServerConfig {
     /// Read parameters of `POST /oauth2/{token,revoke,device,introspect}` from the query
     /// string too, as Twitch's client libraries send them; off, such a query is refused.
     pub query_params: bool,
+    /// Outgoing mail (verification, recovery); None turns those features off.
+    pub mail: Option<mail::MailSettings>,
 }
 
 impl Default for ServerConfig {
@@ -68,7 +72,15 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_secs(10),
             max_connections: 10_000,
             query_params: true,
+            mail: None,
         }
+    }
+}
+
+impl Shared {
+    /// Whether mail goes out: the pages that need it say so when it does not.
+    pub fn mail_enabled(&self) -> bool {
+        self.mailer.is_some()
     }
 }
 
@@ -98,11 +110,18 @@ pub struct Shared {
     password_checks: Arc<tokio::sync::Semaphore>,
     buckets: Arc<rate_limit::MemoryBuckets>,
     rate_queues: rate_limit::SharedQueues,
+    /// The queue of outgoing mail, when mail is configured.
+    mailer: Option<mail::Mailer>,
 }
 
 impl AppState {
     pub fn new(auth: Authority, config: ServerConfig) -> Self {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        // Settings are checked at start-up (`mail::Mailer::check`); a failure here is
+        // logged and leaves mail off.
+        let mailer = config.mail.as_ref().and_then(|m| {
+            mail::Mailer::start(m).map_err(|e| tracing::error!(error = %e, "mail is off")).ok()
+        });
         AppState(Arc::new(Shared {
             auth,
             config: Arc::new(config),
@@ -110,6 +129,7 @@ impl AppState {
             password_checks: Arc::new(tokio::sync::Semaphore::new(cores)),
             buckets: Arc::default(),
             rate_queues: Default::default(),
+            mailer,
         }))
     }
 }

@@ -84,6 +84,7 @@ async fn render_form(state: &AppState, visitor: &Visitor, next: &str, login: &st
         error,
         app => app_name(state, next).await,
         user => visitor.user().map(|u| u.login.clone()),
+        mail => state.mail_enabled(),
     };
     with_cookie(state.pages.render("login.html", status, ctx), visitor)
 }

@@ -5,10 +5,12 @@ mod api;
 mod console;
 mod authorize;
 mod device;
+mod email;
 mod login;
 mod meta;
 mod oidc;
 mod openapi;
+mod recovery;
 mod token;
 mod token_info;
 
@@ -34,6 +36,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/settings/connections", get(account::connections))
         .route("/settings/connections/{client_id}/disconnect", post(account::disconnect))
         .route("/settings/password", get(account::password_form).post(account::change_password))
+        .route("/settings/email", get(email::form).post(email::change))
+        .route("/verify-email", get(email::verify))
+        .route("/forgot-password", get(recovery::forgot_form).post(recovery::forgot))
+        .route("/reset-password", get(recovery::reset_form).post(recovery::reset))
         .route("/console", get(console::list))
         .route("/console/apps/new", get(console::new_form).post(console::create))
         .route("/console/apps/{id}", get(console::manage).post(console::update))
