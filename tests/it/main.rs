@@ -31,6 +31,7 @@ mod implicit_and_app_tokens;
 mod jwt_access_tokens;
 mod mail;
 mod accounts;
+mod user_cli;
 mod pkce;
 mod refresh;
 mod rfc9700;
