@@ -39,6 +39,8 @@ pub struct FileConfig {
     pub issuer: Option<String>,
     pub scope_as_array: Option<bool>,
     pub purge_interval_seconds: Option<u64>,
+    /// Days security events are kept before the purge deletes them (default 90).
+    pub event_retention_days: Option<u64>,
     /// How long a request waits for an unavailable database before it is answered 503.
     pub database_wait_seconds: Option<u64>,
     /// How long a cached lookup may be served (milliseconds; 0 turns the cache off).
@@ -285,6 +287,17 @@ impl FileConfig {
 
     pub fn purge_interval(&self) -> Duration {
         Duration::from_secs(self.purge_interval_seconds.unwrap_or(60).max(1))
+    }
+
+    /// From `GATEHOUSE_EVENT_RETENTION_DAYS` or the file; 90 days by default, one at least.
+    pub fn event_retention(&self) -> Result<Duration, ConfigError> {
+        let days = match std::env::var("GATEHOUSE_EVENT_RETENTION_DAYS") {
+            Ok(text) => text.trim().parse().map_err(|_| {
+                ConfigError::Invalid(format!("GATEHOUSE_EVENT_RETENTION_DAYS={text:?} is not a number of days"))
+            })?,
+            Err(_) => self.event_retention_days.unwrap_or(90),
+        };
+        Ok(Duration::from_secs(days.max(1) * 86_400))
     }
 }
 

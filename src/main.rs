@@ -4,6 +4,7 @@
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod alloc;
 mod config;
+mod events_cli;
 mod token_cli;
 mod user_cli;
 
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use gatehouse_core::events::{Event, EventKind};
 use gatehouse_core::model::ClientKind;
 use gatehouse_core::registration::{self, NewClient};
 use gatehouse_core::{accounts, Authority};
@@ -60,6 +62,8 @@ enum Command {
     /// Manage OpenID Connect signing keys
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Show the security event log: sign-ins, secret changes, revocations, admin actions
+    Events(events_cli::EventsArgs),
     /// Get, refresh, validate or revoke tokens from a Gatehouse server (a client command)
     Token(token_cli::TokenArgs),
     /// Copy the live SQLite database to FILE, and its key to FILE.key (the server may run)
@@ -316,6 +320,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             user_cli::run(&auth, cmd, &issuer).await
         }
         Command::Client(cmd) => client_command(&auth, cmd).await,
+        Command::Events(args) => events_cli::run(&auth, args).await,
         Command::Token(_) | Command::Backup { .. } | Command::Restore { .. } => {
             unreachable!("handled before the database is opened")
         }
@@ -345,6 +350,7 @@ async fn client_command(auth: &Authority, cmd: ClientCommand) -> Result<(), Fail
                 jwt_access_tokens,
             };
             let (client, secret) = registration::register(auth, new).await.map_err(|e| e.to_string())?;
+            record(auth, EventKind::ClientCreated, &client.id).await;
             if json {
                 let out = serde_json::json!({ "client_id": client.id, "client_secret": secret, "name": client.name });
                 println!("{out}");
@@ -383,6 +389,7 @@ async fn client_command(auth: &Authority, cmd: ClientCommand) -> Result<(), Fail
         }
         ClientCommand::Delete { client_id } => {
             if auth.store.delete_client(&client_id).await.map_err(|e| e.to_string())? {
+                record(auth, EventKind::ClientDeleted, &client_id).await;
                 println!("deleted {client_id} and every token issued to it");
                 Ok(())
             } else {
@@ -391,6 +398,7 @@ async fn client_command(auth: &Authority, cmd: ClientCommand) -> Result<(), Fail
         }
         ClientCommand::RotateSecret { client_id, grace, json } => {
             let secret = registration::rotate_secret(auth, &client_id, grace).await.map_err(|e| e.to_string())?;
+            record(auth, EventKind::ClientSecretRotated, &client_id).await;
             if json {
                 println!("{}", serde_json::json!({ "client_id": client_id, "client_secret": secret }));
             } else {
@@ -402,6 +410,15 @@ async fn client_command(auth: &Authority, cmd: ClientCommand) -> Result<(), Fail
             }
             Ok(())
         }
+    }
+}
+
+/// Records an operator's change to an application in the event log; the change is made
+/// whether or not the record can be written (a warning says so).
+async fn record(auth: &Authority, kind: EventKind, client_id: &str) {
+    let event = Event::new(kind, auth.now()).client(client_id).detail("by the command line");
+    if let Err(e) = auth.store.record_event(&event).await {
+        eprintln!("warning: the event log could not record this: {e}");
     }
 }
 
@@ -457,6 +474,7 @@ async fn serve(
         issuer: issuer.trim_end_matches('/').to_string(),
         scope_as_array: file.scope_as_array.unwrap_or(false),
         purge_interval: file.purge_interval(),
+        event_retention: file.event_retention()?,
         rate_limits,
         api_query_tokens: file.api_query_tokens.unwrap_or(true),
         signup_enabled: file.signup_enabled.unwrap_or(true),

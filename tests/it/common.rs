@@ -207,6 +207,12 @@ impl Browser {
         }
     }
 
+    /// A fresh browser that sends `agent` as its User-Agent.
+    pub fn with_agent(base: &str, agent: &str) -> Browser {
+        let http = reqwest::Client::builder().cookie_store(true).redirect(RedirectPolicy::none()).user_agent(agent);
+        Browser { http: http.build().expect("client"), base: base.to_string() }
+    }
+
     pub fn url(&self, path: &str) -> String {
         if path.starts_with("http") {
             path.to_string()

@@ -23,6 +23,7 @@ mod crash;
 mod device;
 mod faults;
 mod dialects;
+mod events;
 mod hardening;
 mod oidc;
 mod pages;

@@ -80,6 +80,14 @@ async fn sign_up_register_manage_rotate_edit_and_delete() {
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(server.validate(&s(&t, "access_token")).await, StatusCode::UNAUTHORIZED);
     assert!(server.auth.store.find_client(&id).await.unwrap().is_none());
+
+    // Each change is in the event log, by its owner, without the secrets.
+    let filter = gatehouse_core::events::EventFilter { client_id: Some(id.clone()), limit: 10, ..Default::default() };
+    let events = server.auth.store.list_events(&filter).await.unwrap();
+    let kinds: Vec<_> = events.iter().rev().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["client.created", "client.secret_rotated", "client.edited", "client.deleted"]);
+    assert!(events.iter().all(|e| e.actor_login.as_deref() == Some("dana")));
+    assert!(!serde_json::to_string(&events).unwrap().contains(&secret[..20]));
 }
 
 #[tokio::test]
@@ -95,6 +103,9 @@ async fn connections_list_and_disconnect() {
     assert_eq!(res.status(), StatusCode::OK);
     assert!(!res.text().await.unwrap().contains("<h2>My Bot</h2>"));
     assert_eq!(f.server.validate(&s(&t, "access_token")).await, StatusCode::UNAUTHORIZED);
+    let filter = gatehouse_core::events::EventFilter { client_id: Some(f.client.id.clone()), limit: 1, ..Default::default() };
+    let last = f.server.auth.store.list_events(&filter).await.unwrap().remove(0);
+    assert_eq!((last.kind.as_str(), last.actor_login.as_deref()), ("consent.revoked", Some("alice")));
     let (status, _) = f.server.token(&f.client, &[("grant_type", "refresh_token"), ("refresh_token", &s(&t, "refresh_token"))]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let form = [("grant_type", "authorization_code"), ("code", pending_code.as_str()), ("redirect_uri", REDIRECT)];

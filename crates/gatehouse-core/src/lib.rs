@@ -13,6 +13,7 @@ pub mod client_auth;
 pub mod clock;
 pub mod device;
 pub mod error;
+pub mod events;
 pub mod grant;
 pub mod inspect;
 pub mod links;

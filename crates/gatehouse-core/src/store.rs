@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 
 use crate::error::StoreError;
+use crate::events::{Event, EventFilter};
 use crate::model::*;
 use crate::policy::RefreshCaps;
 use crate::scope::ScopeSet;
@@ -254,6 +255,16 @@ pub trait Upkeep: Send + Sync {
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
 }
 
+/// The security event log.
+#[async_trait]
+pub trait Events: Send + Sync {
+    async fn record_event(&self, event: &Event) -> StoreResult<()>;
+    /// Newest first, at most `filter.limit`.
+    async fn list_events(&self, filter: &EventFilter) -> StoreResult<Vec<Event>>;
+    /// Deletes the events recorded before `before`, in small batches; returns how many.
+    async fn purge_events(&self, before: i64) -> StoreResult<u64>;
+}
+
 /// The demo platform API's own data (channels, follows, blocks, subscriptions): not
 /// part of the OAuth server, kept apart so that a platform with its own API drops it.
 #[async_trait]
@@ -280,6 +291,12 @@ pub trait PlatformData: Send + Sync {
 }
 
 /// The whole storage contract: what a backend implements, and what the server holds.
-pub trait Store: Accounts + Clients + Grants + Tokens + SigningKeys + RateBuckets + Upkeep + PlatformData + 'static {}
+pub trait Store:
+    Accounts + Clients + Grants + Tokens + SigningKeys + RateBuckets + Upkeep + Events + PlatformData + 'static
+{
+}
 
-impl<T> Store for T where T: Accounts + Clients + Grants + Tokens + SigningKeys + RateBuckets + Upkeep + PlatformData + 'static {}
+impl<T> Store for T where
+    T: Accounts + Clients + Grants + Tokens + SigningKeys + RateBuckets + Upkeep + Events + PlatformData + 'static
+{
+}

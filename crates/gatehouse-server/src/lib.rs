@@ -1,6 +1,7 @@
 //! Gatehouse's HTTP server: turns HTTP into calls on `gatehouse-core` and core errors
 //! into HTTP. Handlers stay short: extract, call the core, write the answer.
 
+mod audit;
 mod emails;
 mod error;
 mod http_log;
@@ -43,6 +44,8 @@ pub struct ServerConfig {
     pub scope_as_array: bool,
     /// How often expired codes, tokens and sessions are deleted.
     pub purge_interval: Duration,
+    /// How long security events are kept before the purge deletes them.
+    pub event_retention: Duration,
     pub rate_limits: RateLimits,
     /// Accept access tokens in the query string on the demo API (`?oauth_token=`).
     pub api_query_tokens: bool,
@@ -66,6 +69,7 @@ impl Default for ServerConfig {
             issuer: "http://127.0.0.1:8080".into(),
             scope_as_array: false,
             purge_interval: Duration::from_secs(60),
+            event_retention: Duration::from_secs(90 * 86_400),
             rate_limits: RateLimits::default(),
             api_query_tokens: true,
             signup_enabled: true,
@@ -164,6 +168,12 @@ async fn purge_loop(state: AppState) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(rows = n, "purged expired records"),
             Err(e) => tracing::warn!(error = %e, "purging expired records failed"),
+        }
+        let before = state.auth.now() - state.config.event_retention.as_secs() as i64;
+        match state.auth.store.purge_events(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(rows = n, "purged security events past their retention"),
+            Err(e) => tracing::warn!(error = %e, "purging old security events failed"),
         }
     }
 }

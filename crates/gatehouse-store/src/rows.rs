@@ -49,6 +49,24 @@ pub(crate) fn link(mut r: Row) -> StoreResult<LinkToken> {
     })
 }
 
+pub(crate) const EVENT_SELECT: &str = "SELECT at, kind, actor_user_id, actor_login, subject_user_id, subject_login, \
+    client_id, address, user_agent, detail FROM events";
+
+pub(crate) fn event(mut r: Row) -> StoreResult<gatehouse_core::events::Event> {
+    Ok(gatehouse_core::events::Event {
+        at: r.int(0)?,
+        kind: r.text(1)?,
+        actor_user_id: r.opt_text(2)?,
+        actor_login: r.opt_text(3)?,
+        subject_user_id: r.opt_text(4)?,
+        subject_login: r.opt_text(5)?,
+        client_id: r.opt_text(6)?,
+        address: r.opt_text(7)?,
+        user_agent: r.opt_text(8)?,
+        detail: r.opt_text(9)?,
+    })
+}
+
 /// The client columns, for a SELECT that names clients `c`.
 pub(crate) const CLIENT_COLS: &str = "c.id, c.name, c.owner_user_id, c.category, c.kind, c.allow_implicit, \
     c.redirect_uris, c.secret_hash, c.previous_secret_hash, c.previous_secret_expires_at, c.created_at, \

@@ -147,6 +147,7 @@ on_every_backend!(
     verified_emails_are_unique_ignoring_case_and_found_by_address,
     links_are_single_use_expire_and_only_the_newest_works,
     a_password_change_drops_pending_reset_links,
+    events_are_listed_newest_first_by_filter_and_purged_by_age,
 );
 
 #[path = "conformance/device_polling.rs"]
@@ -738,6 +739,45 @@ mod cases {
         store.purge_expired(NOW + 30 * 86_400 + 1).await.unwrap();
         assert!(store.find_refresh_token(&rotated_hash).await.unwrap().is_none());
         assert!(store.find_refresh_token(&next.refresh.unwrap().token_hash).await.unwrap().is_some());
+    }
+
+    pub async fn events_are_listed_newest_first_by_filter_and_purged_by_age(store: Arc<dyn Store>) {
+        use gatehouse_core::events::{Event, EventFilter, EventKind};
+        let alice = user(&*store, "alice").await;
+        let bob = user(&*store, "bob").await;
+        let c = client(&*store, &alice, "App").await;
+        let events = [
+            Event::new(EventKind::SignInFailed, NOW).subject_login("Alice").detail("wrong password"),
+            Event::new(EventKind::SignInSucceeded, NOW + 1).actor(&alice).from(Some("192.0.2.1".into()), Some("Firefox")),
+            Event::new(EventKind::ClientCreated, NOW + 2).actor(&alice).client(&c.id),
+            Event::new(EventKind::AccountDisabled, NOW + 3).actor(&bob).subject(&alice),
+            Event::new(EventKind::SignInSucceeded, NOW + 3).actor(&bob),
+        ];
+        for e in &events {
+            store.record_event(e).await.unwrap();
+        }
+        let list = |f: EventFilter| {
+            let store = store.clone();
+            async move { store.list_events(&EventFilter { limit: 100, ..f }).await.unwrap() }
+        };
+        // Newest first; same second in the order recorded, the later first.
+        let all = list(EventFilter::default()).await;
+        assert_eq!(all, events.iter().rev().cloned().collect::<Vec<_>>());
+        // By user: done by them or to them; by login also finds the failed sign-in.
+        let by_id = list(EventFilter { user_id: Some(alice.id.clone()), ..Default::default() }).await;
+        assert_eq!(by_id.iter().map(|e| e.at).collect::<Vec<_>>(), [NOW + 3, NOW + 2, NOW + 1]);
+        let by_login = list(EventFilter { login: Some("ALICE".into()), ..Default::default() }).await;
+        assert_eq!(by_login.len(), 4);
+        let by_client = list(EventFilter { client_id: Some(c.id.clone()), ..Default::default() }).await;
+        assert_eq!(by_client, [events[2].clone()]);
+        let since = list(EventFilter { user_id: Some(bob.id.clone()), since: Some(NOW + 3), ..Default::default() }).await;
+        assert_eq!(since.len(), 2);
+        let limited = store.list_events(&EventFilter { limit: 2, ..Default::default() }).await.unwrap();
+        assert_eq!(limited.len(), 2);
+
+        assert_eq!(store.purge_events(NOW + 2).await.unwrap(), 2);
+        assert_eq!(list(EventFilter::default()).await.len(), 3);
+        assert_eq!(store.purge_events(NOW + 2).await.unwrap(), 0);
     }
 
     pub async fn concurrent_token_inserts_are_all_stored_and_a_bad_one_fails_alone(store: Arc<dyn Store>) {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::authority::Authority;
 use crate::error::OAuthError;
+use crate::events::{Event, EventKind};
 use crate::grant::{mint, with_id_token, Fresh, Refresh, TokenResponse};
 use crate::model::{Client, RefreshToken};
 use crate::scope::ScopeSet;
@@ -152,6 +153,12 @@ async fn refuse(
             // revoking the family once more (after the family, so that a crash between
             // the two cannot leave the family live behind a revoked token).
             auth.store.revoke_refresh_token(hash).await?;
+            let mut reused = Event::new(EventKind::RefreshTokenReused, auth.now()).client(&client.id);
+            reused.subject_user_id = Some(record.user_id.clone());
+            reused = reused.detail("its family of tokens was revoked");
+            if let Err(e) = auth.store.record_event(&reused).await {
+                e.log();
+            }
             invalid()
         }
         Refusal::Expired => OAuthError::invalid_grant("the refresh token has expired"),

@@ -9,6 +9,9 @@ use gatehouse_core::model::category_label;
 use serde::Deserialize;
 
 use super::login::{posted_form, safe_next, unavailable, with_cookie};
+use gatehouse_core::events::EventKind;
+
+use crate::audit;
 use crate::error::AppError;
 use crate::rate_limit::{self, Peer};
 use crate::session::Visitor;
@@ -143,7 +146,13 @@ pub async fn connections(State(state): State<AppState>, headers: HeaderMap) -> R
     }
 }
 
-pub async fn disconnect(State(state): State<AppState>, headers: HeaderMap, Path(client_id): Path<String>, body: Bytes) -> Response {
+pub async fn disconnect(
+    State(state): State<AppState>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    Path(client_id): Path<String>,
+    body: Bytes,
+) -> Response {
     let (_, visitor) = match posted_form(&state, &headers, &body).await {
         Ok(form) => form,
         Err(refused) => return refused,
@@ -152,6 +161,7 @@ pub async fn disconnect(State(state): State<AppState>, headers: HeaderMap, Path(
     if let Err(e) = state.auth.store.disconnect(&user.id, &client_id).await {
         return AppError::page(e).into_response();
     }
+    audit::record(&state, audit::event(&state, EventKind::ConsentRevoked, &headers, peer).actor(user).client(&client_id)).await;
     connections_page(&state, &visitor, Some("Disconnected: the application's tokens no longer work.")).await
 }
 
@@ -197,5 +207,6 @@ pub async fn change_password(State(state): State<AppState>, Peer(peer): Peer, he
     if let Err(e) = state.auth.store.change_password(&user.id, &new_hash, &session.id_hash).await {
         return AppError::page(e).into_response();
     }
+    audit::record(&state, audit::event(&state, EventKind::PasswordChanged, &headers, peer).actor(&user)).await;
     password_page(&state, &visitor, None, Some("Password changed. Applications will need you to authorize them again."), StatusCode::OK)
 }

@@ -7,12 +7,15 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use gatehouse_core::authorize::{self, AuthorizeError, AuthorizeParams, AuthorizeRequest, Prompt};
+use gatehouse_core::events::EventKind;
 use gatehouse_core::model::category_label;
 use gatehouse_core::{ErrorCode, OAuthError};
 use serde::Serialize;
 
 use super::login::{csrf_refused, with_cookie};
+use crate::audit;
 use crate::params::Params;
+use crate::rate_limit::Peer;
 use crate::session::Visitor;
 use crate::AppState;
 
@@ -127,7 +130,7 @@ async fn consent_page(
     state.pages.render("consent.html", StatusCode::OK, ctx)
 }
 
-pub async fn decide(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn decide(State(state): State<AppState>, Peer(peer): Peer, headers: HeaderMap, body: Bytes) -> Response {
     let p = match Params::from_form(&headers, &body) {
         Ok(p) => p,
         Err(e) => return fail(&state, AuthorizeError::Page(e)),
@@ -152,7 +155,11 @@ pub async fn decide(State(state): State<AppState>, headers: HeaderMap, body: Byt
     };
     match p.get("decision") {
         Some("allow") => match authorize::approve(&state.auth, &req, &user.id, session.auth_time, None).await {
-            Ok(url) => Redirect::to(&url).into_response(),
+            Ok(url) => {
+                let granted = audit::event(&state, EventKind::ConsentGranted, &headers, peer).actor(user);
+                audit::record(&state, granted.client(&req.client.id).detail(req.scopes.to_space_separated())).await;
+                Redirect::to(&url).into_response()
+            }
             Err(e) => fail(&state, e),
         },
         Some("deny") => Redirect::to(&authorize::deny(&req)).into_response(),

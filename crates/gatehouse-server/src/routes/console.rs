@@ -5,13 +5,16 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use gatehouse_core::events::EventKind;
 use gatehouse_core::model::{category_label, Client, ClientKind, CATEGORIES};
 use gatehouse_core::registration::{self, NewClient, RegistrationError};
 
 use super::account::signed_in;
 use super::login::{posted_form, unavailable};
+use crate::audit;
 use crate::error::AppError;
 use crate::params::Params;
+use crate::rate_limit::Peer;
 use crate::session::Visitor;
 use crate::AppState;
 
@@ -89,7 +92,7 @@ fn registration_error(e: &RegistrationError) -> StatusCode {
     }
 }
 
-pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn create(State(state): State<AppState>, Peer(peer): Peer, headers: HeaderMap, body: Bytes) -> Response {
     let (p, v) = match posted_form(&state, &headers, &body).await {
         Ok(form) => form,
         Err(refused) => return refused,
@@ -105,7 +108,11 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Byt
         redirect_uris: uris(&form.redirect_uris),
         jwt_access_tokens: false,
     };
-    match registration::register(&state.auth, new).await {
+    let registered = registration::register(&state.auth, new).await;
+    if let Ok((client, _)) = &registered {
+        audit::record(&state, audit::event(&state, EventKind::ClientCreated, &headers, peer).actor(user).client(&client.id)).await;
+    }
+    match registered {
         Ok((client, Some(secret))) => secret_page(&state, &v, &client.id, &secret, &format!("{} is registered", client.name), ""),
         Ok((client, None)) => Redirect::to(&format!("/console/apps/{}", client.id)).into_response(),
         Err(e) => form_page(&state, &v, None, &form, Some(&e.to_string()), registration_error(&e)),
@@ -154,7 +161,7 @@ pub async fn edit_form(State(state): State<AppState>, headers: HeaderMap, Path(i
     }
 }
 
-pub async fn update(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Response {
+pub async fn update(State(state): State<AppState>, Peer(peer): Peer, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Response {
     let (p, v) = match posted_form(&state, &headers, &body).await {
         Ok(form) => form,
         Err(refused) => return refused,
@@ -174,19 +181,23 @@ pub async fn update(State(state): State<AppState>, headers: HeaderMap, Path(id):
         jwt_access_tokens: client.jwt_access_tokens,
     };
     match registration::update(&state.auth, &client, edit).await {
-        Ok(()) => Redirect::to(&format!("/console/apps/{id}")).into_response(),
+        Ok(()) => {
+            audit::record(&state, audit::by(&state, EventKind::ClientEdited, &headers, peer, &v).client(&id)).await;
+            Redirect::to(&format!("/console/apps/{id}")).into_response()
+        }
         Err(e) => form_page(&state, &v, Some(&id), &form, Some(&e.to_string()), registration_error(&e)),
     }
 }
 
-pub async fn new_secret(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Response {
+pub async fn new_secret(State(state): State<AppState>, Peer(peer): Peer, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Response {
     let (p, v) = match posted_form(&state, &headers, &body).await {
         Ok(form) => form,
         Err(refused) => return refused,
     };
-    if let Err(r) = owned(&state, &v, &id).await {
-        return r;
-    }
+    let client = match owned(&state, &v, &id).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
     let grace = match p.get("grace").unwrap_or("0") {
         "0" => None,
         "3600" => Some(3600),
@@ -195,6 +206,12 @@ pub async fn new_secret(State(state): State<AppState>, headers: HeaderMap, Path(
     };
     match registration::rotate_secret(&state.auth, &id, grace).await {
         Ok(secret) => {
+            let rotated = audit::by(&state, EventKind::ClientSecretRotated, &headers, peer, &v).client(&client.id);
+            let rotated = rotated.detail(match grace {
+                None => "old secret ended at once".to_string(),
+                Some(g) => format!("old secret kept {g} s"),
+            });
+            audit::record(&state, rotated).await;
             let note = match grace {
                 None => "The previous secret no longer works.".to_string(),
                 Some(g) => format!("The previous secret keeps working for {} more.", if g == 3600 { "1 hour" } else { "1 day" }),
@@ -205,16 +222,21 @@ pub async fn new_secret(State(state): State<AppState>, headers: HeaderMap, Path(
     }
 }
 
-pub async fn delete(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Response {
+pub async fn delete(State(state): State<AppState>, Peer(peer): Peer, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Response {
     let (_, v) = match posted_form(&state, &headers, &body).await {
         Ok(form) => form,
         Err(refused) => return refused,
     };
-    if let Err(r) = owned(&state, &v, &id).await {
-        return r;
-    }
+    let client = match owned(&state, &v, &id).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
     match state.auth.store.delete_client(&id).await {
-        Ok(_) => Redirect::to("/console").into_response(),
+        Ok(_) => {
+            let deleted = audit::by(&state, EventKind::ClientDeleted, &headers, peer, &v).client(&id).detail(client.name);
+            audit::record(&state, deleted).await;
+            Redirect::to("/console").into_response()
+        }
         Err(e) => AppError::page(e).into_response(),
     }
 }

@@ -8,11 +8,13 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
 use gatehouse_core::client_auth::authenticate;
 use gatehouse_core::device;
+use gatehouse_core::events::EventKind;
 use gatehouse_core::model::{category_label, Client, DeviceAuthorization};
 use gatehouse_core::OAuthError;
 use serde::Deserialize;
 
 use super::login::{posted_form, with_cookie};
+use crate::audit;
 use crate::error::AppError;
 use crate::oauth_params::OAuthParams;
 use crate::rate_limit::Peer;
@@ -133,6 +135,10 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
     };
     if let Err(e) = device::decide(&state.auth, &device, &user.id, session.auth_time, allow).await {
         return code_page(&state, &visitor, &typed, Some(&e.description), StatusCode::BAD_REQUEST);
+    }
+    if allow {
+        let granted = audit::event(&state, EventKind::ConsentGranted, &headers, peer).actor(user).client(&client.id);
+        audit::record(&state, granted.detail(format!("{} (device)", device.scopes.to_space_separated()))).await;
     }
     let (title, detail) = if allow {
         ("Device connected", format!("{} can now act within what you allowed. You can return to your device.", client.name))

@@ -7,6 +7,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use gatehouse_core::accounts::{check_login, decoy_hash, verify_password};
 use serde::Deserialize;
 
+use gatehouse_core::events::EventKind;
+
+use crate::audit;
 use crate::error::AppError;
 use crate::params::Params;
 use crate::rate_limit::Peer;
@@ -114,6 +117,8 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
     };
     // Against guessing: budgets per address and per account, before the check runs.
     if let Err(t) = password_budget::take(&state, &headers, peer, &login, user.as_ref()).await {
+        let failed = audit::event(&state, EventKind::SignInFailed, &headers, peer).subject_login(&login);
+        audit::record(&state, failed.detail(if t.per_account { "over the account's budget" } else { "over the address's budget" })).await;
         let shown = if t.per_account { login.as_str() } else { "" };
         let mut res = render_form(&state, &visitor, &next, shown, Some(&t.message), StatusCode::TOO_MANY_REQUESTS).await;
         t.add_headers(&mut res);
@@ -128,10 +133,19 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
     let ok = tokio::task::spawn_blocking(move || verify_password(&password, hash.as_deref().unwrap_or_else(|| decoy_hash())))
         .await
         .unwrap_or(false);
-    let Some(user) = user.filter(|_| ok) else {
-        tracing::info!("failed sign-in");
-        let msg = Some("Incorrect username or password.");
-        return render_form(&state, &visitor, &next, &login, msg, StatusCode::UNAUTHORIZED).await;
+    let user = match user {
+        Some(u) if ok => u,
+        tried => {
+            tracing::info!("failed sign-in");
+            let failed = audit::event(&state, EventKind::SignInFailed, &headers, peer);
+            let failed = match &tried {
+                Some(u) => failed.subject(u).detail("wrong password"),
+                None => failed.subject_login(&login).detail("unknown login"),
+            };
+            audit::record(&state, failed).await;
+            let msg = Some("Incorrect username or password.");
+            return render_form(&state, &visitor, &next, &login, msg, StatusCode::UNAUTHORIZED).await;
+        }
     };
     if user.disabled {
         // Said only to someone who knows the password.
@@ -145,6 +159,7 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
             return unavailable();
         }
     }
+    audit::record(&state, audit::event(&state, EventKind::SignInSucceeded, &headers, peer).actor(&user)).await;
     let remember = known_browser::remember(&state, &user);
     match Visitor::sign_in(&state, user).await {
         Ok(v) => {

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use gatehouse_core::events::{Event, EventFilter};
 use gatehouse_core::model::*;
 use gatehouse_core::policy::RefreshCaps;
 use gatehouse_core::scope::ScopeSet;
@@ -376,6 +377,21 @@ impl PlatformData for CachedStore {
 impl RateBuckets for CachedStore {
     async fn take_rate_tokens(&self, bucket: &str, budget: RateBudget, now: i64, count: i64) -> StoreResult<RateTake> {
         self.inner.take_rate_tokens(bucket, budget, now, count).await
+    }
+}
+
+#[async_trait]
+impl Events for CachedStore {
+    async fn record_event(&self, event: &Event) -> StoreResult<()> {
+        self.inner.record_event(event).await
+    }
+
+    async fn list_events(&self, filter: &EventFilter) -> StoreResult<Vec<Event>> {
+        self.inner.list_events(filter).await
+    }
+
+    async fn purge_events(&self, before: i64) -> StoreResult<u64> {
+        self.inner.purge_events(before).await
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod clients;
+mod events;
 mod grants;
 mod platform;
 mod tokens;
