@@ -1,6 +1,7 @@
 //! `gatehouse user …`: operators' commands on accounts, through the same store
 //! operations as the pages, so a running server sees their effect at once.
 
+use gatehouse_core::events::{Event, EventKind};
 use gatehouse_core::model::{LinkPurpose, User};
 use gatehouse_core::{accounts, links, Authority};
 
@@ -30,6 +31,15 @@ async fn find(auth: &Authority, login: &str) -> Result<User, Failure> {
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no user with login {login:?}").into())
+}
+
+/// Records what an operator did to an account; the change stands whether or not the
+/// record can be written (a warning says so).
+async fn record(auth: &Authority, kind: EventKind, user: &User) {
+    let event = Event::new(kind, auth.now()).subject(user).detail("by the command line");
+    if let Err(e) = auth.store.record_event(&event).await {
+        eprintln!("warning: the event log could not record this: {e}");
+    }
 }
 
 /// Prints a one-line result: the JSON object, or the sentence.
@@ -81,6 +91,7 @@ pub(crate) async fn run(auth: &Authority, cmd: UserCommand, issuer: &str) -> Res
         UserCommand::Disable { login, json } => {
             let u = find(auth, &login).await?;
             auth.store.set_user_disabled(&u.id, true).await.map_err(|e| e.to_string())?;
+            record(auth, EventKind::AccountDisabled, &u).await;
             let text = format!("disabled {}: signed out everywhere, every token revoked; sign-in is refused", u.login);
             done(json, serde_json::json!({ "login": u.login, "id": u.id, "disabled": true }), text);
             Ok(())
@@ -88,6 +99,7 @@ pub(crate) async fn run(auth: &Authority, cmd: UserCommand, issuer: &str) -> Res
         UserCommand::Enable { login, json } => {
             let u = find(auth, &login).await?;
             auth.store.set_user_disabled(&u.id, false).await.map_err(|e| e.to_string())?;
+            record(auth, EventKind::AccountEnabled, &u).await;
             let text = format!("enabled {}: they may sign in again (revoked tokens stay revoked)", u.login);
             done(json, serde_json::json!({ "login": u.login, "id": u.id, "disabled": false }), text);
             Ok(())
@@ -95,6 +107,13 @@ pub(crate) async fn run(auth: &Authority, cmd: UserCommand, issuer: &str) -> Res
         UserCommand::Delete { login, json } => {
             let u = find(auth, &login).await?;
             let apps = auth.store.delete_user(&u.id).await.map_err(|e| e.to_string())?.ok_or("the user was deleted meanwhile")?;
+            record(auth, EventKind::AccountDeleted, &u).await;
+            for app in &apps {
+                let event = Event::new(EventKind::ClientDeleted, auth.now()).subject(&u).client(app).detail("with its owner's account");
+                if let Err(e) = auth.store.record_event(&event).await {
+                    eprintln!("warning: the event log could not record this: {e}");
+                }
+            }
             let text = if apps.is_empty() {
                 format!("deleted {} with its consents, sessions and tokens; they owned no applications", u.login)
             } else {
@@ -114,6 +133,7 @@ pub(crate) async fn run(auth: &Authority, cmd: UserCommand, issuer: &str) -> Res
             accounts::check_new_password(&password, &u.login, &u.email).map_err(|e| e.to_string())?;
             let hash = tokio::task::spawn_blocking(move || accounts::hash_password(&password)).await.map_err(|e| e.to_string())?;
             auth.store.change_password(&u.id, &hash, "").await.map_err(|e| e.to_string())?;
+            record(auth, EventKind::PasswordReset, &u).await;
             println!("new password set for {}: signed out everywhere, every token revoked", u.login);
             Ok(())
         }
@@ -132,6 +152,7 @@ pub(crate) async fn run(auth: &Authority, cmd: UserCommand, issuer: &str) -> Res
         UserCommand::Admin { login, grant, json, .. } => {
             let u = find(auth, &login).await?;
             auth.store.set_user_admin(&u.id, grant).await.map_err(|e| e.to_string())?;
+            record(auth, if grant { EventKind::AdminGranted } else { EventKind::AdminRevoked }, &u).await;
             let text = if grant { format!("{} is now an admin", u.login) } else { format!("{} is no longer an admin", u.login) };
             done(json, serde_json::json!({ "login": u.login, "id": u.id, "is_admin": grant }), text);
             Ok(())

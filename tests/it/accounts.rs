@@ -27,6 +27,9 @@ async fn a_disabled_user_cannot_sign_in_and_every_token_stops_at_once() {
     let res = server.browser().sign_in("alice", PASSWORD).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert!(res.text().await.unwrap().contains("disabled"));
+    let failed = gatehouse_core::events::EventFilter { user_id: Some(f.user.id.clone()), limit: 1, ..Default::default() };
+    let last = server.auth.store.list_events(&failed).await.unwrap().remove(0);
+    assert_eq!((last.kind.as_str(), last.detail.as_deref()), ("sign_in.failed", Some("account disabled")));
     let res = server.browser().sign_in("alice", "wrong-horse-battery").await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "a wrong password learns nothing of the account");
 

@@ -52,6 +52,12 @@ async fn userinfo_token(server: &TestServer, login: &str) -> String {
     s(&body, "access_token")
 }
 
+/// The kinds of the events done by or to the user, newest first.
+async fn event_kinds(server: &TestServer, user_id: &str) -> Vec<String> {
+    let filter = gatehouse_core::events::EventFilter { user_id: Some(user_id.into()), limit: 100, ..Default::default() };
+    server.auth.store.list_events(&filter).await.unwrap().into_iter().map(|e| e.kind).collect()
+}
+
 async fn userinfo(server: &TestServer, token: &str) -> serde_json::Value {
     let res = server.http().get(server.url("/oauth2/userinfo")).bearer_auth(token).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
@@ -79,6 +85,9 @@ async fn sign_up_mails_a_link_that_verifies_the_email_once() {
     assert!(res.text().await.unwrap().contains("Email verified"));
     let info = userinfo(&server, &token).await;
     assert_eq!(info["email_verified"].as_bool(), Some(true), "apps see it verified only now: {info}");
+
+    let carol = server.auth.store.find_user_by_login("carol").await.unwrap().unwrap();
+    assert_eq!(event_kinds(&server, &carol.id).await.first().map(String::as_str), Some("email.verified"));
 
     let again = server.http().get(&url).send().await.unwrap();
     assert_eq!(again.status(), StatusCode::BAD_REQUEST, "the link works once");
@@ -144,6 +153,7 @@ async fn forgot_password_mails_a_single_use_link_and_the_reset_revokes_every_tok
     assert_eq!(res.status(), StatusCode::SEE_OTHER, "the old session ended");
     assert_eq!(server.browser().sign_in("alice", PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(server.browser().sign_in("alice", "new-horse-battery").await.status(), StatusCode::SEE_OTHER);
+    assert!(event_kinds(server, &f.user.id).await.iter().any(|k| k == "password.reset"));
 
     // A link expires after 30 minutes.
     submit(&asker, "/forgot-password", "/forgot-password", &[("email", "alice@example.com")]).await;
@@ -184,6 +194,7 @@ async fn a_new_email_replaces_the_old_only_once_verified_and_a_verified_address_
     assert_eq!(server.http().get(&url).send().await.unwrap().status(), StatusCode::OK);
     let user = server.auth.store.find_user(&alice.id).await.unwrap().unwrap();
     assert_eq!((user.email.as_str(), user.email_verified), ("New@Example.com", true));
+    assert_eq!(event_kinds(&server, &alice.id).await.first().map(String::as_str), Some("email.changed"));
     let page = b.http.get(b.url("/settings/email")).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("New@Example.com") && page.contains(">verified<"), "{page}");
 

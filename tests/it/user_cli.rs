@@ -130,4 +130,19 @@ async fn operators_list_show_disable_enable_reset_and_delete_users() {
     assert!(ok && json(&out)["clients"].as_array().unwrap().is_empty(), "{out}");
     let (ok, _, err) = gatehouse(d, &["user", "delete", "alice"], None);
     assert!(!ok && err.contains("no user"), "{err}");
+
+    // Each operator action is in the event log, also after the account is gone.
+    let kinds = |login: &str| {
+        let (ok, out, err) = gatehouse(d, &["events", "--user", login, "--json"], None);
+        assert!(ok, "{err}");
+        out.lines().map(|l| json(l)["kind"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    let bobs = kinds("bob");
+    for kind in ["account.disabled", "account.enabled", "password.reset"] {
+        assert!(bobs.iter().any(|k| k == kind), "{kind} in {bobs:?}");
+    }
+    let alices = kinds("alice");
+    for kind in ["admin.granted", "admin.revoked", "account.deleted", "client.deleted"] {
+        assert!(alices.iter().any(|k| k == kind), "{kind} in {alices:?}");
+    }
 }

@@ -84,8 +84,9 @@ pub async fn take(auth: &Authority, token: &str, purpose: LinkPurpose) -> Result
 /// What following a verification link did.
 #[derive(Debug)]
 pub enum Verified {
-    /// The address is now the account's verified email (for a change: it replaced the old).
-    Done(User),
+    /// The address is now the account's verified email; `changed` when it replaced
+    /// another address (an email change) rather than proving the one the account had.
+    Done { user: User, changed: bool },
     /// Another account proved that address first.
     Taken,
     /// Used, expired, superseded or never issued.
@@ -98,9 +99,10 @@ pub async fn verify_email(auth: &Authority, token: &str) -> Result<Verified, Sto
     let Some((link, mut user)) = take(auth, token, LinkPurpose::VerifyEmail).await? else { return Ok(Verified::Invalid) };
     match auth.store.set_verified_email(&user.id, &link.email).await {
         Ok(true) => {
+            let changed = user.email != link.email;
             user.email = link.email;
             user.email_verified = true;
-            Ok(Verified::Done(user))
+            Ok(Verified::Done { user, changed })
         }
         Ok(false) => Ok(Verified::Invalid),
         Err(StoreError::Conflict(_)) => Ok(Verified::Taken),

@@ -7,6 +7,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use gatehouse_core::accounts;
+use gatehouse_core::events::EventKind;
 use gatehouse_core::links::{self, Verified};
 use gatehouse_core::model::User;
 
@@ -16,13 +17,16 @@ use super::recovery::TokenQuery;
 use crate::error::AppError;
 use crate::rate_limit::{self, Peer};
 use crate::session::Visitor;
-use crate::{emails, password_budget, AppState};
+use crate::{audit, emails, password_budget, AppState};
 
-pub async fn verify(State(state): State<AppState>, Query(q): Query<TokenQuery>) -> Response {
+pub async fn verify(State(state): State<AppState>, Peer(peer): Peer, headers: HeaderMap, Query(q): Query<TokenQuery>) -> Response {
     let token = q.token.unwrap_or_default();
     match links::verify_email(&state.auth, &token).await {
-        Ok(Verified::Done(user)) => {
+        Ok(Verified::Done { user, changed }) => {
             tracing::info!("email verified");
+            let kind = if changed { EventKind::EmailChanged } else { EventKind::EmailVerified };
+            // The address is the account's own detail, not a secret: it says which one.
+            audit::record(&state, audit::event(&state, kind, &headers, peer).actor(&user).detail(user.email.clone())).await;
             let detail = format!("{} is now the verified email of {}.", user.email, user.login);
             state.pages.notice(StatusCode::OK, "Email verified", &detail, Some(("/settings/email", "Your email settings")))
         }

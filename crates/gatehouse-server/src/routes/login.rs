@@ -150,6 +150,8 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
     if user.disabled {
         // Said only to someone who knows the password.
         tracing::info!("sign-in to a disabled account refused");
+        let failed = audit::event(&state, EventKind::SignInFailed, &headers, peer).subject(&user).detail("account disabled");
+        audit::record(&state, failed).await;
         let msg = Some("This account is disabled. Contact the administrator of this server.");
         return render_form(&state, &visitor, &next, &login, msg, StatusCode::FORBIDDEN).await;
     }

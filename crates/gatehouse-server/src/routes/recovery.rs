@@ -6,6 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use gatehouse_core::events::EventKind;
 use gatehouse_core::model::LinkPurpose;
 use gatehouse_core::{accounts, links};
 use serde::Deserialize;
@@ -14,7 +15,7 @@ use super::login::{posted_form, unavailable, with_cookie};
 use crate::error::AppError;
 use crate::rate_limit::{self, Peer};
 use crate::session::Visitor;
-use crate::{emails, AppState};
+use crate::{audit, emails, AppState};
 
 fn forgot_page(state: &AppState, v: &Visitor, email: &str, sent: bool, error: Option<&str>, status: StatusCode) -> Response {
     let ctx = minijinja::context! {
@@ -105,7 +106,7 @@ pub async fn reset_form(State(state): State<AppState>, headers: HeaderMap, Query
     reset_page(&state, &visitor, &token, &user.login, None, StatusCode::OK)
 }
 
-pub async fn reset(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn reset(State(state): State<AppState>, Peer(peer): Peer, headers: HeaderMap, body: Bytes) -> Response {
     let (p, visitor) = match posted_form(&state, &headers, &body).await {
         Ok(form) => form,
         Err(refused) => return refused,
@@ -137,6 +138,7 @@ pub async fn reset(State(state): State<AppState>, headers: HeaderMap, body: Byte
         return AppError::page(e).into_response();
     }
     tracing::info!("password reset through a mailed link");
+    audit::record(&state, audit::event(&state, EventKind::PasswordReset, &headers, peer).actor(&user)).await;
     state.pages.notice(
         StatusCode::OK,
         "Password changed",
