@@ -17,7 +17,7 @@ use reqwest::StatusCode;
 
 use crate::common::*;
 
-struct Driver {
+pub(crate) struct Driver {
     process: Child,
     _profile: tempfile::TempDir,
 }
@@ -29,7 +29,7 @@ impl Drop for Driver {
     }
 }
 
-async fn browser() -> Option<(Client, Driver)> {
+pub(crate) async fn browser() -> Option<(Client, Driver)> {
     let driver = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     if !std::path::Path::new(&driver).exists() || !std::path::Path::new(&chromium).exists() {
@@ -89,17 +89,17 @@ async fn third_party(gatehouse: String) -> (String, Arc<Mutex<Option<String>>>) 
     (base, code)
 }
 
-async fn fill(c: &Client, css: &str, text: &str) {
+pub(crate) async fn fill(c: &Client, css: &str, text: &str) {
     let el = c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
     el.clear().await.unwrap();
     el.send_keys(text).await.unwrap();
 }
 
-async fn click(c: &Client, css: &str) {
+pub(crate) async fn click(c: &Client, css: &str) {
     c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap();
 }
 
-async fn text(c: &Client, css: &str) -> String {
+pub(crate) async fn text(c: &Client, css: &str) -> String {
     // Wait: a click that submits a form returns before the next page has loaded.
     match c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await {
         Ok(e) => e.text().await.unwrap(),

@@ -11,6 +11,7 @@ mod backup;
 mod authorize_errors;
 mod budgets;
 mod browser;
+mod browser_recovery;
 mod cli;
 mod cli_token;
 mod client_lib;
