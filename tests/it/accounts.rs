@@ -69,3 +69,29 @@ async fn deleting_a_user_deletes_their_applications_and_every_token_at_once() {
     assert_eq!(res.status(), StatusCode::SEE_OTHER, "alice's session ended");
     assert_eq!(bob_browser.http.get(bob_browser.url("/settings/connections")).send().await.unwrap().status(), StatusCode::OK);
 }
+
+/// On PostgreSQL, instances cache access tokens for a minute here: disabling a user
+/// through one instance must reach the others' caches by announcement, not expiry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: set GATEHOUSE_TEST_POSTGRES_URL and run with --include-ignored"]
+async fn disabling_through_one_instance_stops_tokens_cached_by_another() {
+    use std::time::{Duration, Instant};
+    let Some(db) = PgDatabase::create().await else { return };
+    let options = gatehouse_store::StoreOptions { staleness: Duration::from_secs(60), ..Default::default() };
+    let start = || TestServer::start_on_with(Some(&db.url), Default::default(), Default::default(), options);
+    let f = Fixture::with(start().await).await;
+    let other = start().await;
+    let access = s(&f.tokens("user_read").await, "access_token");
+    for _ in 0..2 {
+        assert_eq!(f.server.validate(&access).await, StatusCode::OK, "cached by the first instance");
+    }
+    assert!(other.auth.store.set_user_disabled(&f.user.id, true).await.unwrap());
+    let disabled = Instant::now();
+    while f.server.validate(&access).await != StatusCode::UNAUTHORIZED {
+        assert!(disabled.elapsed() < Duration::from_secs(5), "the other instance's cache was not told");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    eprintln!("disabled through one instance, refused by the other after {:?}", disabled.elapsed());
+    let res = f.browser.http.get(f.browser.url("/settings/connections")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "the session ended on every instance");
+}
