@@ -402,6 +402,21 @@ mod tests {
     }
 
     #[test]
+    fn mail_needs_a_from_address_and_a_usable_url() {
+        let file = |text: &str| toml::from_str::<FileConfig>(text).expect("valid TOML");
+        assert!(file("").mail().unwrap().is_none(), "no smtp_url: mail is off");
+        let err = file("smtp_url = \"smtp://127.0.0.1:2525\"\n").mail().unwrap_err().to_string();
+        assert!(err.contains("mail_from"), "{err}");
+        let err = file("smtp_url = \"ftp://x\"\nmail_from = \"a@b.c\"\n").mail().unwrap_err().to_string();
+        assert!(err.contains("smtp://"), "{err}");
+        let ok = file("smtp_url = \"smtps://u:pw@mail.example.com\"\nmail_from = \"Gatehouse <a@b.c>\"\nsmtp_password = \"p\"\n");
+        let settings = ok.mail().unwrap().expect("mail on");
+        assert_eq!((settings.from.as_str(), settings.password.as_deref()), ("Gatehouse <a@b.c>", Some("p")));
+        assert_eq!(limits("[rate_limits]\nrecovery_mail = 5\n").unwrap().recovery_mail.capacity, 5);
+        assert!(limits("[rate_limits]\nrecovery_mail = 0\n").is_err());
+    }
+
+    #[test]
     fn rate_budgets_are_bounded_so_the_bucket_arithmetic_cannot_overflow() {
         let ok = limits("[rate_limits]\ntoken = 1000000000\nwindow_seconds = 86400\n").expect("the largest budget");
         assert_eq!(ok.token.capacity, 1_000_000_000);
