@@ -77,6 +77,14 @@ pub struct FileConfig {
     pub key_encryption_key: Option<String>,
     /// A file holding that key, created on first start when missing (default gatehouse.key).
     pub key_file: Option<std::path::PathBuf>,
+    /// The mail relay: `smtp://host:port` (plain on loopback, STARTTLS elsewhere) or
+    /// `smtps://host:port`; unset turns mail (verification, recovery) off.
+    pub smtp_url: Option<String>,
+    /// The From address of mail, e.g. "Gatehouse <no-reply@example.com>".
+    pub mail_from: Option<String>,
+    /// Relay credentials, when not in `smtp_url`.
+    pub smtp_username: Option<String>,
+    pub smtp_password: Option<String>,
     #[serde(default)]
     pub policy: PolicyConfig,
     #[serde(default)]
@@ -114,6 +122,8 @@ pub struct RateLimitConfig {
     /// Sign-in attempts per account from unknown browsers, over `login_account_window_seconds`.
     pub login_account: Option<i64>,
     pub login_account_window_seconds: Option<i64>,
+    /// Mails with a link (recovery, verification) to one address per hour.
+    pub recovery_mail: Option<i64>,
     pub window_seconds: Option<i64>,
     /// Share buckets between instances through the database (default: on for PostgreSQL).
     pub shared: Option<bool>,
@@ -150,6 +160,11 @@ impl FileConfig {
                     return Err(ConfigError::Invalid("rate_limits.login_account_window_seconds must be between 1 and 86400".into()));
                 }
                 gatehouse_core::model::RateBudget { window, ..b }
+            },
+            recovery_mail: match r.recovery_mail {
+                None => d.recovery_mail,
+                Some(n @ 1..=1000) => gatehouse_core::model::RateBudget { capacity: n, window: 3600 },
+                Some(_) => return Err(ConfigError::Invalid("rate_limits.recovery_mail must be between 1 and 1000".into())),
             },
             shared: r.shared.unwrap_or(database_url.starts_with("postgres")),
             trust_forwarded_for: r.trust_forwarded_for.unwrap_or(r.trusted_proxies.is_some()),
@@ -302,6 +317,25 @@ impl FileConfig {
                 .ok_or_else(|| ConfigError::Invalid("GATEHOUSE_CONSOLE_REQUIRES_2FA must be true or false".into())),
             Err(_) => Ok(self.console_requires_2fa.unwrap_or(false)),
         }
+    }
+
+    /// Mail settings from `GATEHOUSE_SMTP_URL`, `GATEHOUSE_MAIL_FROM`,
+    /// `GATEHOUSE_SMTP_USERNAME`, `GATEHOUSE_SMTP_PASSWORD` or the file; None without
+    /// an SMTP URL. Checked here, so a bad setting stops the start.
+    pub fn mail(&self) -> Result<Option<gatehouse_server::mail::MailSettings>, ConfigError> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let Some(smtp_url) = env("GATEHOUSE_SMTP_URL").or_else(|| self.smtp_url.clone()) else { return Ok(None) };
+        let from = env("GATEHOUSE_MAIL_FROM")
+            .or_else(|| self.mail_from.clone())
+            .ok_or_else(|| ConfigError::Invalid("mail_from (GATEHOUSE_MAIL_FROM) is required when smtp_url is set".into()))?;
+        let settings = gatehouse_server::mail::MailSettings {
+            smtp_url,
+            from,
+            username: env("GATEHOUSE_SMTP_USERNAME").or_else(|| self.smtp_username.clone()),
+            password: env("GATEHOUSE_SMTP_PASSWORD").or_else(|| self.smtp_password.clone()),
+        };
+        gatehouse_server::mail::Mailer::check(&settings).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        Ok(Some(settings))
     }
 
     pub fn purge_interval(&self) -> Duration {
@@ -481,6 +515,21 @@ mod tests {
         assert_eq!(parse_switch("maybe"), None);
         let file: FileConfig = toml::from_str("oauth_query_params = false\n").expect("valid TOML");
         assert_eq!(file.oauth_query_params, Some(false));
+    }
+
+    #[test]
+    fn mail_needs_a_from_address_and_a_usable_url() {
+        let file = |text: &str| toml::from_str::<FileConfig>(text).expect("valid TOML");
+        assert!(file("").mail().unwrap().is_none(), "no smtp_url: mail is off");
+        let err = file("smtp_url = \"smtp://127.0.0.1:2525\"\n").mail().unwrap_err().to_string();
+        assert!(err.contains("mail_from"), "{err}");
+        let err = file("smtp_url = \"ftp://x\"\nmail_from = \"a@b.c\"\n").mail().unwrap_err().to_string();
+        assert!(err.contains("smtp://"), "{err}");
+        let ok = file("smtp_url = \"smtps://u:pw@mail.example.com\"\nmail_from = \"Gatehouse <a@b.c>\"\nsmtp_password = \"p\"\n");
+        let settings = ok.mail().unwrap().expect("mail on");
+        assert_eq!((settings.from.as_str(), settings.password.as_deref()), ("Gatehouse <a@b.c>", Some("p")));
+        assert_eq!(limits("[rate_limits]\nrecovery_mail = 5\n").unwrap().recovery_mail.capacity, 5);
+        assert!(limits("[rate_limits]\nrecovery_mail = 0\n").is_err());
     }
 
     #[test]

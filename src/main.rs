@@ -7,6 +7,7 @@ mod config;
 mod config_check;
 mod events_cli;
 mod token_cli;
+mod user_cli;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -107,7 +108,7 @@ enum KeysCommand {
 }
 
 #[derive(Subcommand)]
-enum UserCommand {
+pub(crate) enum UserCommand {
     /// Add a user; the password is read from standard input
     Add {
         /// The username: 3 to 25 letters, digits or underscores
@@ -119,6 +120,77 @@ enum UserCommand {
         /// Read the password from standard input (required: passwords never go in argv)
         #[arg(long, required = true)]
         password_stdin: bool,
+    },
+    /// List user accounts
+    List {
+        /// One JSON object on standard output, for tools
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one account
+    Show {
+        /// The account's login
+        login: String,
+        /// One JSON object on standard output, for tools
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable an account: it cannot sign in, and its sessions and tokens stop working at once
+    Disable {
+        /// The account's login
+        login: String,
+        /// One JSON object on standard output, for tools
+        #[arg(long)]
+        json: bool,
+    },
+    /// Enable a disabled account (tokens revoked when it was disabled stay revoked)
+    Enable {
+        /// The account's login
+        login: String,
+        /// One JSON object on standard output, for tools
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an account, its consents and tokens, and the applications it owns
+    Delete {
+        /// The account's login
+        login: String,
+        /// One JSON object on standard output, for tools
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a new password, read from standard input; every session and token of the user stops working
+    SetPassword {
+        /// The account's login
+        login: String,
+        /// Read the password from standard input (required: passwords never go in argv)
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Print a one-time URL to choose a new password (works for 30 minutes; for deployments without mail)
+    ResetLink {
+        /// The account's login
+        login: String,
+        /// Public base URL the link starts with (default: the server's issuer setting)
+        #[arg(long, env = "GATEHOUSE_ISSUER")]
+        issuer: Option<String>,
+        /// One JSON object on standard output, for tools
+        #[arg(long)]
+        json: bool,
+    },
+    /// Grant or revoke the admin role (the /admin pages)
+    Admin {
+        /// The account's login
+        login: String,
+        /// Make the account an administrator
+        #[arg(long, conflicts_with = "revoke", required_unless_present = "revoke")]
+        grant: bool,
+        /// Take the administrator role away
+        #[arg(long)]
+        revoke: bool,
+        /// One JSON object on standard output, for tools
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -159,7 +231,9 @@ enum ClientCommand {
     },
     /// Show one application (never its secret, which is stored only as a digest)
     Show {
+        /// The application's client id
         client_id: String,
+        /// One JSON object on standard output, for tools
         #[arg(long)]
         json: bool,
     },
@@ -266,6 +340,19 @@ fn main() -> ExitCode {
 /// text of one made here.
 type Failure = Box<dyn std::error::Error>;
 
+/// The first line of standard input: a password, which never goes in argv.
+fn read_password() -> Result<String, Failure> {
+    let mut password = String::new();
+    std::io::stdin().read_to_string(&mut password).map_err(|e| format!("reading the password: {e}"))?;
+    Ok(password.lines().next().unwrap_or("").to_string())
+}
+
+/// The issuer `serve` would use without flags: the config file's, else http://LISTEN.
+fn default_issuer(file: &FileConfig) -> String {
+    let listen = file.listen.clone().unwrap_or_else(|| config::DEFAULT_LISTEN.to_string());
+    file.issuer.clone().unwrap_or_else(|| format!("http://{listen}"))
+}
+
 fn database_url(global: &GlobalOpts, file: &FileConfig) -> String {
     global
         .database_url
@@ -314,12 +401,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::User(UserCommand::Add { login, email, .. }) => {
-            let mut password = String::new();
-            std::io::stdin().read_to_string(&mut password).map_err(|e| format!("reading the password: {e}"))?;
-            let password = password.lines().next().unwrap_or("").to_string();
+            let password = read_password()?;
             let user = accounts::create_user(&auth, &login, &email, &password).await.map_err(|e| e.to_string())?;
             println!("created user {} ({})", user.login, user.id);
             Ok(())
+        }
+        Command::User(cmd) => {
+            let issuer = default_issuer(&file);
+            user_cli::run(&auth, cmd, &issuer).await
         }
         Command::Client(cmd) => client_command(&auth, cmd).await,
         Command::Events(args) => events_cli::run(&auth, args).await,
@@ -560,7 +649,11 @@ async fn serve(
         shutdown_grace: file.shutdown_grace()?,
         trust_request_id: file.trust_request_id()?,
         console_requires_2fa: file.console_requires_2fa()?,
+        mail: file.mail()?,
     };
+    if config.mail.is_none() {
+        tracing::info!("smtp_url is not set: email verification and password recovery by mail are off");
+    }
     tracing::info!(
         version = %env!("CARGO_PKG_VERSION"),
         %local,

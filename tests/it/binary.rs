@@ -68,6 +68,10 @@ pub fn serve_with(dir: &std::path::Path, database_url: Option<&str>, env: &[(&st
         Some(url) => cmd.env("GATEHOUSE_DATABASE_URL", url),
         None => cmd.env_remove("GATEHOUSE_DATABASE_URL"),
     };
+    // PostgreSQL deployments name their key explicitly (every instance shares it).
+    if database_url.is_some_and(|u| u.starts_with("postgres")) && !env.iter().any(|(k, _)| *k == "GATEHOUSE_KEY_ENCRYPTION_KEY") {
+        cmd.env("GATEHOUSE_KEY_ENCRYPTION_KEY", "dGVzdHMgb25seToga2V5IGtlcHQgaW4gdGhlIGNvZGU=");
+    }
     let mut child = cmd
         .args(["serve", "--listen", "127.0.0.1:0"])
         .current_dir(dir)

@@ -37,7 +37,7 @@ async fn turn_on_two_factor_and_sign_in_with_a_code_in_chromium() {
 
     // Sign out, then in: the password, then a page asking for the code.
     c.goto(&server.url("/")).await.unwrap();
-    click(&c, "form[action='/logout'] button").await;
+    click(&c, "form[action='/logout'] [type=submit]").await;
     c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("a[href='/login']")).await.expect("signed out");
     c.goto(&server.url("/login")).await.unwrap();
     fill(&c, "#login", "streamer").await;

@@ -3,6 +3,7 @@
 
 mod binary;
 mod common;
+mod smtp;
 
 mod account_admin;
 mod api;
@@ -12,6 +13,7 @@ mod authorize_errors;
 mod budgets;
 mod browser;
 mod browser_two_factor;
+mod browser_recovery;
 mod cli;
 mod cli_token;
 mod client_lib;
@@ -32,6 +34,9 @@ mod pages;
 mod passwords;
 mod implicit_and_app_tokens;
 mod jwt_access_tokens;
+mod mail;
+mod accounts;
+mod user_cli;
 mod pkce;
 mod refresh;
 mod rfc9700;

@@ -16,6 +16,7 @@ pub mod error;
 pub mod events;
 pub mod grant;
 pub mod inspect;
+pub mod links;
 pub mod model;
 pub mod oidc;
 pub mod pkce;

@@ -2,12 +2,14 @@
 //! into HTTP. Handlers stay short: extract, call the core, write the answer.
 
 mod audit;
+mod emails;
 mod error;
 mod http_log;
 mod listener;
 mod known_browser;
 mod management;
 pub mod metrics;
+pub mod mail;
 mod pages;
 mod oauth_params;
 mod params;
@@ -68,6 +70,8 @@ pub struct ServerConfig {
     /// The developer console is for accounts with two-factor sign-in only (as Twitch
     /// requires it before an application may be registered).
     pub console_requires_2fa: bool,
+    /// Outgoing mail (verification, recovery); None turns those features off.
+    pub mail: Option<mail::MailSettings>,
 }
 
 impl Default for ServerConfig {
@@ -86,7 +90,15 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(30),
             trust_request_id: false,
             console_requires_2fa: false,
+            mail: None,
         }
+    }
+}
+
+impl Shared {
+    /// Whether mail goes out: the pages that need it say so when it does not.
+    pub fn mail_enabled(&self) -> bool {
+        self.mailer.is_some()
     }
 }
 
@@ -119,11 +131,18 @@ pub struct Shared {
     password_verifications: std::sync::atomic::AtomicU64,
     buckets: Arc<rate_limit::MemoryBuckets>,
     rate_queues: rate_limit::SharedQueues,
+    /// The queue of outgoing mail, when mail is configured.
+    mailer: Option<mail::Mailer>,
 }
 
 impl AppState {
     pub fn new(auth: Authority, config: ServerConfig) -> Self {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        // Settings are checked at start-up (`mail::Mailer::check`); a failure here is
+        // logged and leaves mail off.
+        let mailer = config.mail.as_ref().and_then(|m| {
+            mail::Mailer::start(m).map_err(|e| tracing::error!(error = %e, "mail is off")).ok()
+        });
         AppState(Arc::new(Shared {
             auth,
             config: Arc::new(config),
@@ -132,6 +151,7 @@ impl AppState {
             password_verifications: Default::default(),
             buckets: Arc::default(),
             rate_queues: Default::default(),
+            mailer,
         }))
     }
 }

@@ -38,6 +38,17 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("admin_user.html", include_str!("../templates/admin_user.html")),
     ("admin_app.html", include_str!("../templates/admin_app.html")),
     ("admin_confirm.html", include_str!("../templates/admin_confirm.html")),
+    ("forgot.html", include_str!("../templates/forgot.html")),
+    ("reset.html", include_str!("../templates/reset.html")),
+    ("notice.html", include_str!("../templates/notice.html")),
+    ("email.html", include_str!("../templates/email.html")),
+    // Mails: the .txt part is not escaped, the .html part is.
+    ("mail_verify.txt", include_str!("../templates/mail_verify.txt")),
+    ("mail_verify.html", include_str!("../templates/mail_verify.html")),
+    ("mail_reset.txt", include_str!("../templates/mail_reset.txt")),
+    ("mail_reset.html", include_str!("../templates/mail_reset.html")),
+    ("mail_exists.txt", include_str!("../templates/mail_exists.txt")),
+    ("mail_exists.html", include_str!("../templates/mail_exists.html")),
 ];
 
 pub const STYLESHEET: &str = include_str!("../static/style.css");
@@ -75,6 +86,24 @@ impl Pages {
                 (StatusCode::INTERNAL_SERVER_ERROR, "page could not be rendered").into_response()
             }
         }
+    }
+
+    /// A template as text (a mail's parts); None if it fails, which is logged.
+    pub fn text(&self, name: &str, ctx: impl Serialize) -> Option<String> {
+        match self.env.get_template(name).and_then(|t| t.render(ctx)) {
+            Ok(text) => Some(text),
+            Err(e) => {
+                tracing::error!(template = name, error = %e, "rendering failed");
+                None
+            }
+        }
+    }
+
+    /// A page that tells how something went, with a link onwards.
+    pub fn notice(&self, status: StatusCode, title: &str, detail: &str, next: Option<(&str, &str)>) -> Response {
+        let (next, next_label) = next.unzip();
+        let failed = !status.is_success();
+        self.render("notice.html", status, minijinja::context! { title, detail, next, next_label, failed })
     }
 
     pub fn error(&self, status: StatusCode, title: &str, detail: &str) -> Response {

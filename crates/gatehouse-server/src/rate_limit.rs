@@ -27,6 +27,9 @@ pub struct RateLimits {
     pub login: RateBudget,
     /// Sign-in attempts per account from browsers that have not signed in to it before.
     pub login_account: RateBudget,
+    /// Mails with a link (recovery, verification) to one address: no page can be made to
+    /// flood a mailbox.
+    pub recovery_mail: RateBudget,
     /// Keep buckets in the database, shared by every instance (for PostgreSQL
     /// deployments); otherwise in this process's memory.
     pub shared: bool,
@@ -48,6 +51,7 @@ impl Default for RateLimits {
             // Ten guesses, then one every 90 seconds: slow enough against guessing, and
             // a lock that lifts by itself; known browsers are never held by it.
             login_account: RateBudget { capacity: 10, window: 900 },
+            recovery_mail: RateBudget { capacity: 3, window: 3600 },
             shared: false,
             trust_forwarded_for: false,
             trusted_proxies: 1,

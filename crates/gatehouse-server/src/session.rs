@@ -92,7 +92,9 @@ impl Visitor {
                     if now - session.last_seen >= SESSION_SEEN_EVERY {
                         touch(state, &session, now);
                     }
-                    if let Some(user) = state.auth.store.find_user(&session.user_id).await? {
+                    // A disabled account's sessions are ended with it; one that raced the
+                    // disabling is not honoured either.
+                    if let Some(user) = state.auth.store.find_user(&session.user_id).await?.filter(|u| !u.disabled) {
                         signed_in = Some((session, user));
                     }
                 }

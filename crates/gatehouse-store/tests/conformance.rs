@@ -348,7 +348,7 @@ mod cases {
     pub async fn a_secret_note_is_taken_once_and_dies_with_its_session(store: Arc<dyn Store>) {
         let u = user(&*store, "alice").await;
         let c = client(&*store, &u, "App").await;
-        let s = Session { id_hash: random_token(64), user_id: u.id.clone(), auth_time: NOW, expires_at: NOW + 3600 };
+        let s = super::two_factor::session(random_token(64), &u.id, NOW + 3600);
         store.create_session(&s).await.unwrap();
         store.put_secret_note(&s.id_hash, &c.id, "sealed-1", NOW + 600).await.unwrap();
         // A second note for the same session and client replaces the first.

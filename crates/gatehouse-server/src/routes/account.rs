@@ -84,6 +84,14 @@ pub async fn signup(State(state): State<AppState>, Peer(peer): Peer, headers: He
         }
         return AppError::page(e).into_response();
     }
+    // The page says the same, as fast, whether or not the address has an account
+    // elsewhere: the mail is decided after the answer.
+    let (bg, new_user) = (state.clone(), user.clone());
+    tokio::spawn(async move {
+        if let Err(e) = crate::emails::claim_address(&bg, &new_user, &new_user.email).await {
+            e.log();
+        }
+    });
     let dest = if next == "/" { "/console".to_string() } else { next };
     let remember = crate::known_browser::remember(&state, &user);
     match Visitor::sign_in(&state, user).await {

@@ -94,10 +94,12 @@ pub(crate) async fn login_page(state: &AppState, visitor: &Visitor, next: &str, 
         next,
         next_query => next_query(next),
         signup => state.config.signup_enabled,
+        mail => state.mail_enabled(),
         login,
         error,
         app => app_name(state, next).await,
         user => visitor.user().map(|u| u.login.clone()),
+        mail => state.mail_enabled(),
     };
     with_cookie(state.pages.render("login.html", status, ctx), visitor)
 }
@@ -182,8 +184,10 @@ pub(crate) async fn finish_sign_in(
 ) -> Response {
     if user.disabled {
         tracing::info!("sign-in to a disabled account refused");
-        audit::record(state, audit::event(state, EventKind::SignInFailed, headers, peer).subject(&user).detail("disabled")).await;
-        let msg = Some("This account is disabled. Ask the administrator of this server.");
+        // Said only to someone who knows the password.
+        let failed = audit::event(state, EventKind::SignInFailed, headers, peer).subject(&user).detail("account disabled");
+        audit::record(state, failed).await;
+        let msg = Some("This account is disabled. Contact the administrator of this server.");
         return login_page(state, &visitor, next, &user.login, msg, StatusCode::FORBIDDEN).await;
     }
     if visitor.signed_in.is_some() {

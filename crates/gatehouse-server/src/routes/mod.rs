@@ -6,10 +6,12 @@ mod api;
 mod console;
 mod authorize;
 mod device;
+mod email;
 mod login;
 mod meta;
 mod oidc;
 mod openapi;
+mod recovery;
 mod token;
 mod token_info;
 mod security;
@@ -40,6 +42,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/settings/connections", get(account::connections))
         .route("/settings/connections/{client_id}/disconnect", post(account::disconnect))
         .route("/settings/password", get(account::password_form).post(account::change_password))
+        .route("/settings/email", get(email::form).post(email::change))
+        .route("/verify-email", get(email::verify))
+        .route("/forgot-password", get(recovery::forgot_form).post(recovery::forgot))
+        .route("/reset-password", get(recovery::reset_form).post(recovery::reset))
         .route("/settings/2fa", get(two_factor::page).post(two_factor::enable))
         .route("/settings/2fa/disable", post(two_factor::disable))
         .route("/settings/security", get(security::page))

@@ -47,7 +47,8 @@ pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Resu
         .await
         .map_err(OAuthError::from)?
         .ok_or_else(|| GuardError::InvalidToken("the token's user no longer exists".into()))?;
+    // Verified only once the user followed the link mailed to that very address.
+    let email_verified = t.scopes.contains("user_read").then_some(user.email_verified);
     let email = t.scopes.contains("user_read").then_some(user.email);
-    let email_verified = email.as_ref().map(|_| false);
     Ok(Json(UserInfoBody { email, email_verified, preferred_username: user.login, sub: user.id }).into_response())
 }
