@@ -40,6 +40,10 @@ async fn sign_up_register_manage_rotate_edit_and_delete() {
     let res = post(&b, "/console/apps/new", "/console/apps/new", &app).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let shown_at = location(&res);
+    // A link from another site cannot spend the one look.
+    let res = b.http.get(b.url(&shown_at)).header("Sec-Fetch-Site", "cross-site").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(!res.text().await.unwrap().contains("client-secret"));
     let (status, html) = get(&b, &shown_at).await;
     assert_eq!(status, StatusCode::OK);
     let id = between(&html, "<code id=\"client-id\">", "</code>").to_string();

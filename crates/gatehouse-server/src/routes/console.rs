@@ -129,6 +129,11 @@ pub async fn show_secret(State(state): State<AppState>, headers: HeaderMap, Path
     if let Err(r) = owned(&state, &v, &id).await {
         return r;
     }
+    // The look is taken by reading it: a link from another site must not spend it.
+    if headers.get("sec-fetch-site").is_some_and(|site| site == "cross-site") {
+        let detail = "This page shows a new secret once. Open it from your console, not from a link on another site.";
+        return state.pages.error(StatusCode::FORBIDDEN, "Open this from the console", detail);
+    }
     let taken = match state.auth.store.take_secret_note(&v.session_hash(), &id, state.auth.now()).await {
         Ok(t) => t,
         Err(e) => return AppError::page(e).into_response(),
