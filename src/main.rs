@@ -465,8 +465,6 @@ async fn serve(
     rate_limits: gatehouse_server::RateLimits,
     Addresses { listen, issuer, management_listen }: Addresses,
 ) -> Result<(), Failure> {
-    // Before anything is counted: handles made earlier would count nowhere.
-    gatehouse_server::metrics::install();
     let listen = listen.or_else(|| file.listen.clone()).unwrap_or_else(|| config::DEFAULT_LISTEN.to_string());
     let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
@@ -494,6 +492,11 @@ async fn serve(
                 .map_err(|e| format!("cannot listen on {addr} (management_listen): {e}"))?,
         ),
     };
+    // Before anything is counted (handles made earlier would count nowhere), and only
+    // when someone can scrape: with no management listener, nothing is recorded.
+    if management.is_some() {
+        gatehouse_server::metrics::install();
+    }
     let management_addr = match &management {
         Some(l) => l.local_addr().map_err(|e| e.to_string())?.to_string(),
         None => "off".to_string(),

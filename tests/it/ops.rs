@@ -259,6 +259,17 @@ async fn readiness_flips_when_the_sqlite_file_is_moved_away_or_replaced() {
     assert_eq!(status_of(&ready).await, (200, "ready\n".to_string()));
     assert_eq!(status_of(&format!("{}/healthz", server.management)).await.0, 200);
 
+    // A database without this build's last migration (an old backup put back, say).
+    let sql = rusqlite::Connection::open(&db).unwrap();
+    let hide = "UPDATE _sqlx_migrations SET version = -version WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)";
+    sql.execute(hide, []).unwrap();
+    let (status, body) = status_of(&ready).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("migration"), "{body}");
+    sql.execute("UPDATE _sqlx_migrations SET version = -version WHERE version < 0", []).unwrap();
+    drop(sql);
+    assert_eq!(status_of(&ready).await.0, 200);
+
     std::fs::rename(&db, dir.path().join("elsewhere.db")).unwrap();
     let (status, body) = status_of(&ready).await;
     assert_eq!(status, 503, "{body}");
@@ -342,6 +353,15 @@ async fn json_logs_carry_the_request_id_the_response_returns_and_no_secret() {
     assert!(request(&fresh).is_some(), "no request line with {fresh}\n{log}");
     assert!(lines.iter().any(|l| l["message"] == "gatehouse listening" && l["management"].is_string()));
     assert!(!log.contains(&secret) && !log.contains(&access), "a secret or token in the log");
+}
+
+#[test]
+fn management_off_serves_no_metrics_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::binary::serve_with(dir.path(), None, &[("GATEHOUSE_MANAGEMENT_LISTEN", "off")]);
+    let log = server.log.lock().unwrap().clone();
+    assert!(log.contains("management=off"), "{log}");
+    assert_eq!(server.management, "http://off");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
