@@ -38,7 +38,8 @@ pub enum ConfigError {
     CreateKeyFile { path: PathBuf, source: std::io::Error },
 }
 
-/// The config file. Every field is optional; see the README's configuration reference.
+/// The config file. Every field is optional; gatehouse.example.toml lists them all
+/// (a test keeps it complete) and docs/configuration.md explains them.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
