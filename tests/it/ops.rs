@@ -133,6 +133,10 @@ fn the_key_lives_beside_the_database_wherever_gatehouse_is_started() {
     assert!(!ok, "a missing key was replaced");
     assert!(err.contains(&db.display().to_string()) && err.contains(&key.display().to_string()), "{err}");
     assert!(!key.exists(), "a fresh key was made for a database with sealed keys");
+    // Where an older Gatehouse left it (the working directory), the error says so.
+    std::fs::rename(data.path().join("moved-away"), third.path().join("gatehouse.key")).unwrap();
+    let (ok, _, err) = key_list(third.path(), &url);
+    assert!(!ok && err.contains("an older Gatehouse kept it in gatehouse.key"), "{err}");
 }
 
 #[test]
