@@ -622,3 +622,13 @@ fn restore(url: &str, file: &FileConfig, copy: &std::path::Path) -> Result<(), F
     println!("restored {} to {path}", copy.display());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_start_up_line_names_the_database_without_credentials() {
+        assert_eq!(super::describe_database("postgres://gh:hunter2@db.internal:5432/gh?sslmode=require"), "postgres db.internal:5432/gh");
+        assert_eq!(super::describe_database("postgresql://db/gh"), "postgres db/gh");
+        assert_eq!(super::describe_database("sqlite:///var/lib/gatehouse/gatehouse.db"), "sqlite /var/lib/gatehouse/gatehouse.db");
+    }
+}
