@@ -38,7 +38,8 @@ pub enum ConfigError {
     CreateKeyFile { path: PathBuf, source: std::io::Error },
 }
 
-/// The config file. Every field is optional; see the README's configuration reference.
+/// The config file. Every field is optional; gatehouse.example.toml lists them all
+/// (a test keeps it complete) and docs/configuration.md explains them.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
@@ -431,12 +432,21 @@ pub fn key_encryption_key(
     };
     match std::fs::read_to_string(&path) {
         Ok(text) => KeyEncryptionKey::from_base64(&text).map_err(|source| ConfigError::KeyFile { path, source }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && sealed => Err(ConfigError::Invalid(format!(
-            "the database {} holds signing keys sealed with a key encryption key, but its key file {} is missing: \
-             put the key back there (or set key_file / GATEHOUSE_KEY_ENCRYPTION_KEY); a new key would open none of them",
-            gatehouse_store::redact_url(database_url),
-            path.display()
-        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && sealed => {
+            // Earlier builds kept the key file in the working directory.
+            let old = Path::new("gatehouse.key");
+            let hint = if old.exists() && old != path {
+                format!(" (an older Gatehouse kept it in {}: move that file to {})", old.display(), path.display())
+            } else {
+                String::new()
+            };
+            Err(ConfigError::Invalid(format!(
+                "the database {} holds signing keys sealed with a key encryption key, but its key file {} is missing{hint}: \
+                 put the key back there (or set key_file / GATEHOUSE_KEY_ENCRYPTION_KEY); a new key would open none of them",
+                gatehouse_store::redact_url(database_url),
+                path.display()
+            )))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let (key, text) = KeyEncryptionKey::generate();
             if let Err(source) = write_private(&path, &text) {

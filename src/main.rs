@@ -597,8 +597,6 @@ async fn serve(
     rate_limits: gatehouse_server::RateLimits,
     Addresses { listen, issuer, management_listen }: Addresses,
 ) -> Result<(), Failure> {
-    // Before anything is counted: handles made earlier would count nowhere.
-    gatehouse_server::metrics::install();
     let listen = listen.or_else(|| file.listen.clone()).unwrap_or_else(|| config::DEFAULT_LISTEN.to_string());
     let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
@@ -626,6 +624,11 @@ async fn serve(
                 .map_err(|e| format!("cannot listen on {addr} (management_listen): {e}"))?,
         ),
     };
+    // Before anything is counted (handles made earlier would count nowhere), and only
+    // when someone can scrape: with no management listener, nothing is recorded.
+    if management.is_some() {
+        gatehouse_server::metrics::install();
+    }
     let management_addr = match &management {
         Some(l) => l.local_addr().map_err(|e| e.to_string())?.to_string(),
         None => "off".to_string(),
@@ -756,4 +759,14 @@ fn restore(url: &str, file: &FileConfig, copy: &std::path::Path) -> Result<(), F
     gatehouse_store::restore_sqlite(copy, path)?;
     println!("restored {} to {path}", copy.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_start_up_line_names_the_database_without_credentials() {
+        assert_eq!(super::describe_database("postgres://gh:hunter2@db.internal:5432/gh?sslmode=require"), "postgres db.internal:5432/gh");
+        assert_eq!(super::describe_database("postgresql://db/gh"), "postgres db/gh");
+        assert_eq!(super::describe_database("sqlite:///var/lib/gatehouse/gatehouse.db"), "sqlite /var/lib/gatehouse/gatehouse.db");
+    }
 }

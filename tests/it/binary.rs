@@ -63,6 +63,10 @@ fn field(line: &str, name: &str) -> Option<String> {
 pub fn serve_with(dir: &std::path::Path, database_url: Option<&str>, env: &[(&str, &str)]) -> Server {
     let mut cmd = Command::new(BIN);
     cmd.env("GATEHOUSE_MANAGEMENT_LISTEN", "127.0.0.1:0");
+    if database_url.is_some_and(|u| u.starts_with("postgres")) {
+        // PostgreSQL deployments name their key; the same one for every restart.
+        cmd.env("GATEHOUSE_KEY_ENCRYPTION_KEY", "dGVzdC1rZXktZm9yLXBvc3RncmVzLWluc3RhbmNlcyE=");
+    }
     cmd.envs(env.iter().copied());
     match database_url {
         Some(url) => cmd.env("GATEHOUSE_DATABASE_URL", url),

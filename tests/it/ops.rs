@@ -133,6 +133,10 @@ fn the_key_lives_beside_the_database_wherever_gatehouse_is_started() {
     assert!(!ok, "a missing key was replaced");
     assert!(err.contains(&db.display().to_string()) && err.contains(&key.display().to_string()), "{err}");
     assert!(!key.exists(), "a fresh key was made for a database with sealed keys");
+    // Where an older Gatehouse left it (the working directory), the error says so.
+    std::fs::rename(data.path().join("moved-away"), third.path().join("gatehouse.key")).unwrap();
+    let (ok, _, err) = key_list(third.path(), &url);
+    assert!(!ok && err.contains("an older Gatehouse kept it in gatehouse.key"), "{err}");
 }
 
 #[test]
@@ -259,6 +263,17 @@ async fn readiness_flips_when_the_sqlite_file_is_moved_away_or_replaced() {
     assert_eq!(status_of(&ready).await, (200, "ready\n".to_string()));
     assert_eq!(status_of(&format!("{}/healthz", server.management)).await.0, 200);
 
+    // A database without this build's last migration (an old backup put back, say).
+    let sql = rusqlite::Connection::open(&db).unwrap();
+    let hide = "UPDATE _sqlx_migrations SET version = -version WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)";
+    sql.execute(hide, []).unwrap();
+    let (status, body) = status_of(&ready).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("migration"), "{body}");
+    sql.execute("UPDATE _sqlx_migrations SET version = -version WHERE version < 0", []).unwrap();
+    drop(sql);
+    assert_eq!(status_of(&ready).await.0, 200);
+
     std::fs::rename(&db, dir.path().join("elsewhere.db")).unwrap();
     let (status, body) = status_of(&ready).await;
     assert_eq!(status, 503, "{body}");
@@ -344,6 +359,15 @@ async fn json_logs_carry_the_request_id_the_response_returns_and_no_secret() {
     assert!(!log.contains(&secret) && !log.contains(&access), "a secret or token in the log");
 }
 
+#[test]
+fn management_off_serves_no_metrics_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::binary::serve_with(dir.path(), None, &[("GATEHOUSE_MANAGEMENT_LISTEN", "off")]);
+    let log = server.log.lock().unwrap().clone();
+    assert!(log.contains("management=off"), "{log}");
+    assert_eq!(server.management, "http://off");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untrusted_request_id_is_replaced() {
     let dir = tempfile::tempdir().unwrap();
@@ -352,7 +376,7 @@ async fn an_untrusted_request_id_is_replaced() {
     let id = res.headers()["x-request-id"].to_str().unwrap().to_string();
     assert_ne!(id, "mine");
     std::thread::sleep(Duration::from_millis(300));
-    assert!(server.log.lock().unwrap().contains(&format!("request_id=\"{id}\"")), "text logs carry the id too");
+    assert!(server.log.lock().unwrap().contains(&format!("request_id={id}")), "text logs carry the id too");
 }
 
 #[test]

@@ -292,7 +292,7 @@ pub trait Upkeep: Send + Sync {
     /// Deletes expired codes, sessions and tokens, and revoked tokens past any use.
     /// Works in small batches so it never holds the database for long. Returns rows deleted.
     async fn purge_expired(&self, now: i64) -> StoreResult<u64>;
-    /// Readiness: the database answers a query and holds exactly this build's migrations,
+    /// Readiness: the database answers a query and holds every migration of this build,
     /// and (SQLite) the file at the configured path is still the one open. The error says
     /// what is wrong.
     async fn check_ready(&self) -> StoreResult<()>;

@@ -12,18 +12,13 @@ use axum::response::Response;
 
 pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub async fn log(trust_request_id: bool, mut req: Request, next: Next) -> Response {
+pub async fn log(trust_request_id: bool, req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let route = req.extensions().get::<MatchedPath>().cloned();
     let id = match req.headers().get(X_REQUEST_ID).filter(|v| trust_request_id && acceptable(v)) {
         Some(given) => given.clone(),
-        None => {
-            let id = new_request_id();
-            // Handlers and the proxy behind see the id the response carries.
-            req.headers_mut().insert(X_REQUEST_ID, id.clone());
-            id
-        }
+        None => new_request_id(),
     };
     let started = Instant::now();
     let mut res = next.run(req).await;
@@ -31,11 +26,12 @@ pub async fn log(trust_request_id: bool, mut req: Request, next: Next) -> Respon
     let status = res.status().as_u16();
     crate::metrics::http().record(route.as_ref().map(MatchedPath::as_str), status, elapsed);
     let ms = elapsed.as_secs_f64() * 1000.0;
+    // Display, not Debug: no quotes to escape (`acceptable` allows none).
     let request_id = id.to_str().unwrap_or("");
     if status >= 500 {
-        tracing::error!(%method, %path, status, ms, request_id, "request");
+        tracing::error!(%method, %path, status, ms, request_id = %request_id, "request");
     } else {
-        tracing::info!(%method, %path, status, ms, request_id, "request");
+        tracing::info!(%method, %path, status, ms, request_id = %request_id, "request");
     }
     res.headers_mut().insert(X_REQUEST_ID, id);
     res

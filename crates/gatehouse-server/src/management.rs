@@ -44,7 +44,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     }
 }
 
-/// 200 when the database answers, holds this build's migrations, and (SQLite) is still
+/// 200 when the database answers, holds every migration of this build, and (SQLite) is still
 /// the file at its path; 503 saying why otherwise. Liveness stays `/healthz`.
 async fn readyz(State(state): State<AppState>) -> Response {
     match tokio::time::timeout(READY_WAIT, state.auth.store.check_ready()).await {

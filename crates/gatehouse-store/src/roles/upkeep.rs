@@ -139,10 +139,12 @@ impl<D: Db> Upkeep for SqlStore<D> {
             Some(mut row) => row.opt_int(0)?,
             None => None,
         };
+        // A newer schema is fine: during a rolling upgrade, instances still running the
+        // older build keep serving after the first new one migrated.
         let latest = D::migrator().iter().map(|m| m.version).max();
-        if applied != latest {
+        if applied < latest {
             return Err(gatehouse_core::error::StoreError::Unavailable(format!(
-                "the database is at migration {}, this Gatehouse expects {}",
+                "the database is at migration {}, this Gatehouse needs {}",
                 applied.map_or("none".into(), |v| v.to_string()),
                 latest.unwrap_or(0)
             )));
