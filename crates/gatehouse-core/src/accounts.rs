@@ -40,11 +40,24 @@ pub fn check_login(login: &str) -> Result<(), AccountError> {
     }
 }
 
+/// A bare address, `local@domain`, and nothing a mail library could read as more: no
+/// display name, quotes, angle brackets, comments or lists. Otherwise
+/// `"victim@x.com"<attacker@evil.com>` would be mailed to the attacker and then shown to
+/// applications, verified, as the victim's. The local part is a dot-atom (RFC 5322
+/// §3.2.3) of letters, digits and its symbols; the domain, labels of letters, digits
+/// and hyphens. Letters beyond ASCII are allowed (RFC 6531).
 pub fn check_email(email: &str) -> Result<(), AccountError> {
-    let at = email.find('@');
+    const LOCAL_SYMBOLS: &str = "!#$%&'*+/=?^_`{|}~-";
+    let dot_atom = |part: &str, allowed: &dyn Fn(char) -> bool| {
+        !part.is_empty() && part.split('.').all(|atom| !atom.is_empty() && atom.chars().all(allowed))
+    };
     let ok = email.len() <= 254
-        && at.is_some_and(|i| i > 0 && i + 1 < email.len())
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            local.len() <= 64
+                && dot_atom(local, &|c| c.is_alphanumeric() || LOCAL_SYMBOLS.contains(c))
+                && domain.contains('.')
+                && dot_atom(domain, &|c| c.is_alphanumeric() || c == '-')
+        });
     if ok {
         Ok(())
     } else {
@@ -161,8 +174,25 @@ mod tests {
         assert!(check_login("alice smith").is_err());
         assert!(check_login("ålice").is_err());
         assert!(check_email("a@b.c").is_ok());
+        assert!(check_email("first.last+tag@mail.example.com").is_ok());
+        assert!(check_email("josé@exämple.de").is_ok());
         assert!(check_email("nope").is_err());
         assert!(check_email("@b").is_err());
+        // Anything a mail library could read as a display name and another address.
+        for spoof in [
+            "\"victim@x.com\"<attacker@evil.com>",
+            "victim@x.com <attacker@evil.com>",
+            "Victim <attacker@evil.com>",
+            "victim@x.com,attacker@evil.com",
+            "victim@x.com(attacker@evil.com)",
+            "a@b@c.d",
+            "a..b@c.d",
+            "a@c",
+            "a@-.",
+            ".a@c.d",
+        ] {
+            assert!(check_email(spoof).is_err(), "{spoof}");
+        }
         assert!(check_password("short").is_err());
     }
 
