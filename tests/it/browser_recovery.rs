@@ -31,7 +31,10 @@ async fn sign_up_verify_forget_and_reset_in_a_real_browser() {
 
     let verify = smtp.mail_to("erin@example.com", 1).await;
     c.goto(&link(&verify.text, &format!("{}/verify-email?token=", server.base))).await.unwrap();
-    assert_eq!(text(&c, "h1").await, "Email verified");
+    assert_eq!(text(&c, "h1").await, "Verify your email address");
+    click(&c, "#confirm").await;
+    let verified = Locator::XPath("//h1[text()='Email verified']");
+    c.wait().at_most(Duration::from_secs(10)).for_element(verified).await.expect("the address verified");
     c.goto(&server.url("/settings/email")).await.unwrap();
     assert_eq!(text(&c, "#email-status").await, "verified");
 

@@ -35,6 +35,12 @@ async fn submit(b: &Browser, path: &str, action: &str, fields: &[(&str, &str)]) 
     (res.status(), res.text().await.unwrap())
 }
 
+/// Follows a verification link as a person does: opening it only shows a button, which
+/// posts the token.
+async fn verify(server: &TestServer, url: &str) -> (StatusCode, String) {
+    submit(&server.browser(), url, "/verify-email", &[]).await
+}
+
 async fn sign_up(b: &Browser, login: &str, email: &str) {
     let (status, body) = submit(b, "/signup", "/signup", &[("login", login), ("email", email), ("password", PASSWORD)]).await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
@@ -80,9 +86,14 @@ async fn sign_up_mails_a_link_that_verifies_the_email_once() {
     let info = userinfo(&server, &token).await;
     assert_eq!((info["email"].as_str(), info["email_verified"].as_bool()), (Some("Carol@Example.com"), Some(false)));
 
+    // Opening the link (as a mail scanner does) verifies nothing.
     let res = server.http().get(&url).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert!(res.text().await.unwrap().contains("Email verified"));
+    assert!(res.text().await.unwrap().contains("Verify my email"));
+    assert_eq!(userinfo(&server, &token).await["email_verified"].as_bool(), Some(false));
+    let (status, body) = verify(&server, &url).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("Email verified"), "{body}");
     let info = userinfo(&server, &token).await;
     assert_eq!(info["email_verified"].as_bool(), Some(true), "apps see it verified only now: {info}");
 
@@ -91,6 +102,12 @@ async fn sign_up_mails_a_link_that_verifies_the_email_once() {
 
     let again = server.http().get(&url).send().await.unwrap();
     assert_eq!(again.status(), StatusCode::BAD_REQUEST, "the link works once");
+    let b = server.browser();
+    let page = b.http.get(b.url("/login")).send().await.unwrap().text().await.unwrap();
+    let csrf = hidden_inputs(&page).into_iter().find(|(k, _)| k == "csrf").unwrap().1;
+    let token_again = url.rsplit("token=").next().unwrap().to_string();
+    let res = b.http.post(b.url("/verify-email")).form(&[("csrf", csrf), ("token", token_again)]).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST, "posted again, it is refused too");
     let bogus = server.http().get(server.url("/verify-email?token=%27%3Cscript%3E")).send().await.unwrap();
     assert_eq!(bogus.status(), StatusCode::BAD_REQUEST);
     let none = server.http().get(server.url("/verify-email")).send().await.unwrap();
@@ -191,7 +208,7 @@ async fn a_new_email_replaces_the_old_only_once_verified_and_a_verified_address_
 
     let mail = smtp.mail_to("New@Example.com", 1).await;
     let url = link(&mail.text, &format!("{}/verify-email?token=", server.base));
-    assert_eq!(server.http().get(&url).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(verify(&server, &url).await.0, StatusCode::OK);
     let user = server.auth.store.find_user(&alice.id).await.unwrap().unwrap();
     assert_eq!((user.email.as_str(), user.email_verified), ("New@Example.com", true));
     assert_eq!(event_kinds(&server, &alice.id).await.first().map(String::as_str), Some("email.changed"));

@@ -1,4 +1,5 @@
-//! Email verification: `GET /verify-email?token=…` from the mailed link, and
+//! Email verification: `GET /verify-email?token=…` from the mailed link (a button that
+//! posts it), and
 //! `/settings/email`, where a user gets a new link or changes the address (password
 //! required): a new address replaces the old only once its link is followed.
 
@@ -9,18 +10,58 @@ use axum::response::{IntoResponse, Redirect, Response};
 use gatehouse_core::accounts;
 use gatehouse_core::events::EventKind;
 use gatehouse_core::links::{self, Verified};
-use gatehouse_core::model::User;
+use gatehouse_core::model::{LinkPurpose, User};
+
 
 use super::account::signed_in;
-use super::login::{posted_form, unavailable};
+use super::login::{posted_form, unavailable, with_cookie};
 use super::recovery::TokenQuery;
 use crate::error::AppError;
 use crate::rate_limit::{self, Peer};
 use crate::session::Visitor;
 use crate::{audit, emails, password_budget, AppState};
 
-pub async fn verify(State(state): State<AppState>, Peer(peer): Peer, headers: HeaderMap, Query(q): Query<TokenQuery>) -> Response {
+fn link_invalid(state: &AppState) -> Response {
+    state.pages.notice(
+        StatusCode::BAD_REQUEST,
+        "This link does not work",
+        "It was used already, it expired (verification links work for 24 hours), or a newer link replaced it.",
+        Some(("/settings/email", "Get a new link")),
+    )
+}
+
+/// The mailed link only shows a button: mail scanners open links, and one that verified
+/// by being opened would let anyone who signs up with someone else's address have that
+/// person's mail gateway prove it for them.
+pub async fn confirm(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<TokenQuery>) -> Response {
     let token = q.token.unwrap_or_default();
+    match links::peek(&state.auth, &token, LinkPurpose::VerifyEmail).await {
+        Ok(Some(link)) => {
+            let Ok(visitor) = Visitor::load(&state, &headers).await else { return unavailable() };
+            let ctx = minijinja::context! {
+                title => "Verify your email address",
+                detail => format!("Confirm that {} is your address.", link.email),
+                action => "/verify-email",
+                fields => vec![("token", token)],
+                button => "Verify my email",
+                button_class => "",
+                cancel => "/",
+                csrf => visitor.csrf_token(),
+                user => visitor.user().map(|u| u.login.clone()),
+            };
+            with_cookie(state.pages.render("confirm.html", StatusCode::OK, ctx), &visitor)
+        }
+        Ok(None) => link_invalid(&state),
+        Err(e) => AppError::page(e).into_response(),
+    }
+}
+
+pub async fn verify(State(state): State<AppState>, Peer(peer): Peer, headers: HeaderMap, body: Bytes) -> Response {
+    let (p, _) = match posted_form(&state, &headers, &body).await {
+        Ok(form) => form,
+        Err(refused) => return refused,
+    };
+    let token = p.get("token").unwrap_or("").to_string();
     match links::verify_email(&state.auth, &token).await {
         Ok(Verified::Done { user, changed }) => {
             tracing::info!("email verified");
@@ -36,12 +77,7 @@ pub async fn verify(State(state): State<AppState>, Peer(peer): Peer, headers: He
             "Another account verified this address first. Sign in to that account, or use another address.",
             Some(("/settings/email", "Your email settings")),
         ),
-        Ok(Verified::Invalid) => state.pages.notice(
-            StatusCode::BAD_REQUEST,
-            "This link does not work",
-            "It was used already, it expired (verification links work for 24 hours), or a newer link replaced it.",
-            Some(("/settings/email", "Get a new link")),
-        ),
+        Ok(Verified::Invalid) => link_invalid(&state),
         Err(e) => AppError::page(e).into_response(),
     }
 }

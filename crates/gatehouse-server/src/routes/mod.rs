@@ -43,7 +43,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/settings/connections/{client_id}/disconnect", post(account::disconnect))
         .route("/settings/password", get(account::password_form).post(account::change_password))
         .route("/settings/email", get(email::form).post(email::change))
-        .route("/verify-email", get(email::verify))
+        .route("/verify-email", get(email::confirm).post(email::verify))
         .route("/forgot-password", get(recovery::forgot_form).post(recovery::forgot))
         .route("/reset-password", get(recovery::reset_form).post(recovery::reset))
         .route("/settings/2fa", get(two_factor::page).post(two_factor::enable))
