@@ -646,8 +646,18 @@ mod cases {
             let session = session(id.into(), &who.id, NOW + 60);
             store.create_session(&session).await.unwrap();
         }
+        // Approved before the change, not yet exchanged: a code and a device.
+        let pending_code = code(&app, &alice);
+        store.insert_code(&pending_code).await.unwrap();
+        let device = pending_device(&app, NOW);
+        store.insert_device(&device).await.unwrap();
+        assert!(store.decide_device(&device.device_code_hash, Some((&alice.id, NOW)), NOW).await.unwrap());
         store.change_password(&alice.id, "$argon2id$new", "here").await.unwrap();
         assert_eq!(store.find_user(&alice.id).await.unwrap().unwrap().password_hash, "$argon2id$new");
+        let redeemed = store.redeem_code(&pending_code.code_hash, &issue(&app, &alice, None, NOW, Some(&pending_code.code_hash)), CAPS, NOW).await;
+        assert!(!matches!(redeemed, Ok(Redemption::Issued)), "a code approved before the change gives nothing");
+        let d = store.find_device_by_user_code(&device.user_code_hash).await.unwrap().unwrap();
+        assert_eq!(d.status, DeviceStatus::Denied, "a device approved before the change is denied");
         for i in &mine {
             assert!(store.find_access_token(&i.access.token_hash).await.unwrap().unwrap().token.revoked);
             assert!(!refresh_live(&*store, &i.refresh.as_ref().unwrap().token_hash).await);

@@ -6,9 +6,8 @@ use async_trait::async_trait;
 use gatehouse_core::model::{LinkPurpose, LinkToken, Session, User};
 use gatehouse_core::store::{Accounts, StoreResult};
 
-use crate::db::Db;
+use crate::db::{Db, Tx};
 use crate::retry::conflict_as;
-use crate::db::Tx;
 use crate::rows::{self, Sql, LINK_COLS, SESSION_SELECT, USER_SELECT};
 use crate::token_steps::revoke_live_refresh;
 use crate::SqlStore;
@@ -59,6 +58,9 @@ impl<D: Db> Accounts for SqlStore<D> {
                 Box::pin(async move {
                     tx.exec("UPDATE users SET password_hash = $2 WHERE id = $1", &[user.into(), hash.into()]).await?;
                     revoke_user_tokens(tx, user).await?;
+                    // Whoever knew the old password may have a code or a device approval
+                    // not yet exchanged: it must not bring new tokens.
+                    end_pending_grants(tx, user).await?;
                     // A reset link still in a mailbox must not undo this change.
                     tx.exec("DELETE FROM links WHERE user_id = $1 AND purpose = $2", &[user.into(), LinkPurpose::ResetPassword.as_str().into()])
                         .await?;
@@ -122,19 +124,10 @@ impl<D: Db> Accounts for SqlStore<D> {
                         return Ok(false);
                     }
                     revoke_user_tokens(tx, user).await?;
-                    for sql in [
-                        "DELETE FROM sessions WHERE user_id = $1",
-                        "DELETE FROM authorization_codes WHERE user_id = $1 AND used = 0",
-                        "DELETE FROM links WHERE user_id = $1",
-                    ] {
+                    end_pending_grants(tx, user).await?;
+                    for sql in ["DELETE FROM sessions WHERE user_id = $1", "DELETE FROM links WHERE user_id = $1"] {
                         tx.exec(sql, &[user.into()]).await?;
                     }
-                    // An approval not yet exchanged for tokens: the device gets access_denied.
-                    tx.exec(
-                        "UPDATE device_authorizations SET status = 'denied' WHERE user_id = $1 AND status = 'approved'",
-                        &[user.into()],
-                    )
-                    .await?;
                     Ok(true)
                 })
             })
@@ -232,4 +225,17 @@ impl<D: Db> Accounts for SqlStore<D> {
             })
             .await
     }
+}
+
+/// Voids what the user approved but no client has exchanged yet: unused codes are
+/// deleted, and approved device authorizations are denied (the device gets
+/// `access_denied`).
+async fn end_pending_grants(tx: &mut dyn Tx, user: &str) -> StoreResult<()> {
+    tx.exec("DELETE FROM authorization_codes WHERE user_id = $1 AND used = 0", &[user.into()]).await?;
+    tx.exec(
+        "UPDATE device_authorizations SET status = 'denied' WHERE user_id = $1 AND status = 'approved'",
+        &[user.into()],
+    )
+    .await?;
+    Ok(())
 }
