@@ -178,6 +178,15 @@ pub(crate) enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Turn two-factor sign-in off, for a user who lost their authenticator and recovery codes
+    #[command(name = "disable-2fa")]
+    Disable2fa {
+        /// The account's login
+        login: String,
+        /// One JSON object on standard output, for tools
+        #[arg(long)]
+        json: bool,
+    },
     /// Grant or revoke the admin role (the /admin pages)
     Admin {
         /// The account's login

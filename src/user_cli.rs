@@ -149,6 +149,16 @@ pub(crate) async fn run(auth: &Authority, cmd: UserCommand, issuer: &str) -> Res
             done(json, serde_json::json!({ "login": u.login, "url": url, "expires_in": links::RESET_TTL }), text);
             Ok(())
         }
+        UserCommand::Disable2fa { login, json } => {
+            let u = find(auth, &login).await?;
+            if !auth.store.disable_two_factor(&u.id).await.map_err(|e| e.to_string())? {
+                return Err(format!("{} does not have two-factor sign-in on", u.login).into());
+            }
+            record(auth, EventKind::TwoFactorDisabled, &u).await;
+            let text = format!("two-factor sign-in is off for {}: the password alone signs in until they turn it on again", u.login);
+            done(json, serde_json::json!({ "login": u.login, "id": u.id, "two_factor": false }), text);
+            Ok(())
+        }
         UserCommand::Admin { login, grant, json, .. } => {
             let u = find(auth, &login).await?;
             auth.store.set_user_admin(&u.id, grant).await.map_err(|e| e.to_string())?;

@@ -427,3 +427,28 @@ async fn two_factor_sessions_and_deletion_on_postgres() {
     assert!(server.auth.store.find_two_factor(&alice.id).await.unwrap().is_none());
     assert!(!is_signed_in(&other).await && !is_signed_in(&third).await);
 }
+
+#[tokio::test]
+async fn an_operator_turns_two_factor_off_for_a_user_who_lost_it() {
+    let server = TestServer::start().await;
+    server.add_user("alice").await;
+    let b = server.browser();
+    b.sign_in("alice", PASSWORD).await;
+    enable(&server, &b).await;
+    assert_ne!(server.browser().sign_in("alice", PASSWORD).await.status(), StatusCode::SEE_OTHER, "a code is asked for");
+
+    let db = format!("sqlite://{}", server.db_path.display());
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, err) = crate::binary::gatehouse(dir.path(), &["user", "disable-2fa", "alice", "--json", "--database-url", &db], None);
+    assert!(ok, "{err}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()["two_factor"], false);
+    // The server reads two-factor state from the store: the password alone signs in now.
+    assert_eq!(server.browser().sign_in("alice", PASSWORD).await.status(), StatusCode::SEE_OTHER);
+    let (ok, _, err) = crate::binary::gatehouse(dir.path(), &["user", "disable-2fa", "alice", "--database-url", &db], None);
+    assert!(!ok && err.contains("does not have two-factor"), "{err}");
+    let alice = server.auth.store.find_user_by_login("alice").await.unwrap().unwrap();
+    let filter = gatehouse_core::events::EventFilter { user_id: Some(alice.id), limit: 10, ..Default::default() };
+    let events = server.auth.store.list_events(&filter).await.unwrap();
+    let off = events.iter().find(|e| e.kind == "two_factor.disabled").expect("the operator's change is recorded");
+    assert_eq!(off.detail.as_deref(), Some("by the command line"));
+}
