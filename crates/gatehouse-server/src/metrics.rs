@@ -6,7 +6,6 @@
 //! types, OAuth error codes, bucket kinds. Client ids never appear.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{LazyLock, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -85,37 +84,11 @@ pub(crate) fn tokens() -> &'static TokenMetrics {
 
 /// Counts and times of HTTP requests, by route template.
 pub(crate) struct HttpMetrics {
-    /// Keyed by template with a word-at-a-time hash: the keys are the server's own route
-    /// templates, never caller input, so SipHash's defence against chosen keys buys
-    /// nothing here and costs most of the lookup.
-    routes: RwLock<HashMap<Box<str>, RouteMetrics, BuildHasherDefault<TemplateHasher>>>,
+    /// Keyed by template with foldhash (already in the tree through the exporter): the
+    /// keys are the server's own route templates, never caller input, so SipHash's
+    /// defence against chosen keys buys nothing here and costs most of the lookup.
+    routes: RwLock<HashMap<Box<str>, RouteMetrics, foldhash::fast::RandomState>>,
     unmatched: RouteMetrics,
-}
-
-/// FxHash's mixing, eight bytes at a time.
-#[derive(Default)]
-struct TemplateHasher(u64);
-
-impl TemplateHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for TemplateHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(8);
-        for w in &mut words {
-            self.add(u64::from_le_bytes(w.try_into().expect("eight bytes")));
-        }
-        let rest = words.remainder();
-        let mut tail = [0u8; 8];
-        tail[..rest.len()].copy_from_slice(rest);
-        self.add(u64::from_le_bytes(tail) ^ rest.len() as u64);
-    }
 }
 
 struct RouteMetrics {
