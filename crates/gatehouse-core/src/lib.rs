@@ -25,6 +25,7 @@ pub mod redirect;
 pub mod registration;
 pub mod revoke;
 pub mod scope;
+pub mod sealing;
 pub mod secret;
 pub mod store;
 pub mod totp;

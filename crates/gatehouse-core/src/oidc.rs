@@ -4,17 +4,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use rand::RngCore;
 use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::traits::PublicKeyParts;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::error::{OAuthError, StoreError};
+pub use crate::sealing::{KeyEncryptionKey, KeyError};
 use crate::model::SigningKey;
 use crate::secret::random_token;
 use crate::store::Store;
@@ -26,74 +23,6 @@ pub const RETIRED_KEY_GRACE: i64 = 2 * ID_TOKEN_TTL;
 /// How long an instance signs with the key it loaded before looking for a newer one,
 /// so a `gatehouse keys rotate` on any machine reaches every instance.
 const ACTIVE_KEY_CACHE: Duration = Duration::from_secs(30);
-
-/// Why a key could not be read, made or stored. The text is for the operator.
-#[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    #[error("the key encryption key is not base64")]
-    KekNotBase64,
-    #[error("the key encryption key must be 32 bytes")]
-    KekLength,
-    #[error("stored signing key is not base64")]
-    SealedNotBase64,
-    #[error("stored signing key is truncated")]
-    SealedTruncated,
-    #[error("cannot decrypt a signing key: wrong key encryption key?")]
-    Decrypt,
-    /// RSA key generation or encoding failed.
-    #[error("{0}")]
-    Generate(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// The 256-bit key that encrypts signing keys at rest (AES-256-GCM).
-#[derive(Clone)]
-pub struct KeyEncryptionKey([u8; 32]);
-
-impl KeyEncryptionKey {
-    pub fn from_base64(text: &str) -> Result<Self, KeyError> {
-        let bytes = STANDARD.decode(text.trim()).map_err(|_| KeyError::KekNotBase64)?;
-        let key: [u8; 32] = bytes.try_into().map_err(|_| KeyError::KekLength)?;
-        Ok(KeyEncryptionKey(key))
-    }
-
-    pub(crate) fn from_bytes(key: [u8; 32]) -> Self {
-        KeyEncryptionKey(key)
-    }
-
-    /// A new random key and its base64 text, for a key file.
-    pub fn generate() -> (Self, String) {
-        let mut key = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut key);
-        (KeyEncryptionKey(key), STANDARD.encode(key))
-    }
-
-    /// nonce ‖ ciphertext, base64. The key id is bound in as associated data, so a
-    /// ciphertext cannot be moved to another key's row.
-    pub(crate) fn seal(&self, plaintext: &[u8], kid: &str) -> String {
-        let cipher = Aes256Gcm::new(&self.0.into());
-        let mut nonce = [0u8; 12];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let sealed = cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: kid.as_bytes() })
-            .unwrap_or_default();
-        let mut out = nonce.to_vec();
-        out.extend(sealed);
-        STANDARD.encode(out)
-    }
-
-    pub(crate) fn open(&self, sealed: &str, kid: &str) -> Result<Vec<u8>, KeyError> {
-        let bytes = STANDARD.decode(sealed).map_err(|_| KeyError::SealedNotBase64)?;
-        if bytes.len() < 12 {
-            return Err(KeyError::SealedTruncated);
-        }
-        let (nonce, ct) = bytes.split_at(12);
-        Aes256Gcm::new(&self.0.into())
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: kid.as_bytes() })
-            .map_err(|_| KeyError::Decrypt)
-    }
-}
 
 struct ActiveKey {
     kid: String,
@@ -118,8 +47,8 @@ fn storage(e: StoreError) -> OAuthError {
 
 impl Keyring {
     pub fn new(kek: KeyEncryptionKey) -> Self {
-        let note_key = KeyEncryptionKey(Sha256::new().chain_update(b"gatehouse cookie notes v1").chain_update(kek.0).finalize().into());
-        let stored_key = KeyEncryptionKey(Sha256::new().chain_update(b"gatehouse stored secrets v1").chain_update(kek.0).finalize().into());
+        let note_key = kek.derive(b"gatehouse cookie notes v1");
+        let stored_key = kek.derive(b"gatehouse stored secrets v1");
         Keyring { kek, note_key, stored_key, active: Mutex::new(None) }
     }
 

@@ -138,16 +138,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn holder_notes_open_only_with_their_secret_and_purpose() {
-        let sealed = seal_for_holder("cookie-value", "secret:app1", "the secret");
-        assert!(!sealed.contains("the secret"));
-        assert_eq!(open_for_holder("cookie-value", "secret:app1", &sealed).as_deref(), Some("the secret"));
-        assert_eq!(open_for_holder("other-cookie", "secret:app1", &sealed), None);
-        assert_eq!(open_for_holder("cookie-value", "secret:app2", &sealed), None);
-        assert_eq!(open_for_holder(&hash_secret("cookie-value"), "secret:app1", &sealed), None, "the stored digest is no key");
-    }
-
-    #[test]
     fn tokens_are_long_distinct_and_lowercase() {
         let a = new_secret();
         let b = new_secret();
@@ -202,22 +192,4 @@ mod tests {
         assert!(!verify_secret(&new_secret(), &h));
         assert!(!verify_secret("", &h));
     }
-}
-
-/// Seals `note` under a key derived from `holder_secret`, a secret the database never
-/// holds (a session cookie, of which only the SHA-256 is stored): a dump of the sealed
-/// text yields nothing. `purpose` is bound in, so a note opens only where it was meant.
-pub fn seal_for_holder(holder_secret: &str, purpose: &str, note: &str) -> String {
-    holder_key(holder_secret).seal(note.as_bytes(), purpose)
-}
-
-/// Opens a note of [`seal_for_holder`]; None with another secret or purpose.
-pub fn open_for_holder(holder_secret: &str, purpose: &str, sealed: &str) -> Option<String> {
-    String::from_utf8(holder_key(holder_secret).open(sealed, purpose).ok()?).ok()
-}
-
-fn holder_key(holder_secret: &str) -> crate::oidc::KeyEncryptionKey {
-    // A distinct label: the stored digest of a session id (`hash_secret`) is no key.
-    let key: [u8; 32] = Sha256::new().chain_update(b"gatehouse holder notes v1\0").chain_update(holder_secret.as_bytes()).finalize().into();
-    crate::oidc::KeyEncryptionKey::from_bytes(key)
 }
