@@ -132,11 +132,11 @@ impl Visitor {
 
     /// Seals a note that only this browser's cookie opens (see `seal_for_holder`).
     pub fn seal(&self, purpose: &str, note: &str) -> String {
-        gatehouse_core::secret::seal_for_holder(&self.sid, purpose, note)
+        gatehouse_core::sealing::seal_for_holder(&self.sid, purpose, note)
     }
 
     pub fn open(&self, purpose: &str, sealed: &str) -> Option<String> {
-        gatehouse_core::secret::open_for_holder(&self.sid, purpose, sealed)
+        gatehouse_core::sealing::open_for_holder(&self.sid, purpose, sealed)
     }
 
     pub fn cookie_header(&self) -> Option<HeaderValue> {

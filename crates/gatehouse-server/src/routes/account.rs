@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use gatehouse_core::events::EventKind;
 
-use super::login::{app_name, next_query, posted_form, safe_next, unavailable, with_cookie};
+use super::forms::{app_name, next_query, posted_form, safe_next, unavailable, with_cookie};
 use crate::audit;
 use crate::error::AppError;
 use crate::rate_limit::{self, Peer};

@@ -11,7 +11,7 @@ use gatehouse_core::model::{category_label, User};
 use serde::Deserialize;
 
 use super::account::{signed_in, when};
-use super::login::{posted_form, with_cookie};
+use super::forms::{posted_form, with_cookie};
 use super::two_factor::{check_code, is_on, CodeCheck};
 use gatehouse_core::events::{EventFilter, EventKind};
 

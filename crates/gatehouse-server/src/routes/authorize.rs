@@ -12,7 +12,7 @@ use gatehouse_core::model::category_label;
 use gatehouse_core::{ErrorCode, OAuthError};
 use serde::Serialize;
 
-use super::login::{csrf_refused, with_cookie};
+use super::forms::{csrf_refused, with_cookie};
 use crate::audit;
 use crate::params::Params;
 use crate::rate_limit::Peer;

@@ -10,7 +10,7 @@ use gatehouse_core::model::{category_label, Client, ClientKind, CATEGORIES};
 use gatehouse_core::registration::{self, NewClient, RegistrationError};
 
 use super::account::signed_in;
-use super::login::{posted_form, unavailable};
+use super::forms::{posted_form, unavailable};
 use crate::audit;
 use crate::error::AppError;
 use crate::params::Params;

@@ -13,7 +13,7 @@ use gatehouse_core::model::{category_label, Client, DeviceAuthorization};
 use gatehouse_core::OAuthError;
 use serde::Deserialize;
 
-use super::login::{posted_form, with_cookie};
+use super::forms::{posted_form, with_cookie};
 use crate::audit;
 use crate::error::AppError;
 use crate::oauth_params::OAuthParams;

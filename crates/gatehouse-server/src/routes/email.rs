@@ -14,7 +14,7 @@ use gatehouse_core::model::{LinkPurpose, User};
 
 
 use super::account::signed_in;
-use super::login::{posted_form, unavailable, with_cookie};
+use super::forms::{posted_form, unavailable, with_cookie};
 use super::recovery::TokenQuery;
 use crate::error::AppError;
 use crate::rate_limit::{self, Peer};

@@ -2,106 +2,24 @@
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use gatehouse_core::accounts::{check_login, decoy_hash};
 use serde::Deserialize;
 
 use gatehouse_core::events::EventKind;
 
+use super::forms::{posted_form, safe_next, unavailable, with_cookie};
+use super::sign_in::{finish_sign_in, login_page};
 use crate::audit;
 use crate::error::AppError;
-use crate::params::Params;
 use crate::rate_limit::Peer;
 use crate::session::Visitor;
-use crate::{known_browser, password_budget, AppState};
-
-/// Only same-site paths may be returned to after sign-in: never `//host` or a URL,
-/// which would make /login an open redirector. Browsers drop tabs and newlines from a
-/// URL and read `\` as `/`, so `/<tab>/evil` or `/\evil` would become `//evil`: a path
-/// with whitespace, control characters or backslashes is refused outright.
-pub fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n)
-            if n.starts_with('/')
-                && !n.starts_with("//")
-                && !n.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\') =>
-        {
-            n.to_string()
-        }
-        _ => "/".to_string(),
-    }
-}
-
-/// `?next=…` for links between sign-in and sign-up, so a pending authorization survives
-/// the detour; empty when there is nowhere particular to go back to.
-pub(crate) fn next_query(next: &str) -> String {
-    if next == "/" {
-        return String::new();
-    }
-    format!("?{}", url::form_urlencoded::Serializer::new(String::new()).append_pair("next", next).finish())
-}
-
-/// The name of the application an authorize URL is for, to show on the sign-in page.
-pub(crate) async fn app_name(state: &AppState, next: &str) -> Option<String> {
-    let query = next.strip_prefix("/oauth2/authorize?")?;
-    let client_id = url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "client_id")?.1;
-    state.auth.store.find_client(&client_id).await.ok().flatten().map(|c| c.name)
-}
-
-pub(crate) fn with_cookie(mut res: Response, visitor: &Visitor) -> Response {
-    if let Some(c) = visitor.cookie_header() {
-        res.headers_mut().append(header::SET_COOKIE, c);
-    }
-    res
-}
-
-/// A page's answer when something other than the store failed (a store failure is
-/// logged through `AppError::page` first).
-pub(crate) fn unavailable() -> Response {
-    AppError::unavailable_page().into_response()
-}
-
-pub(crate) fn csrf_refused(state: &AppState) -> Response {
-    state.pages.error(
-        StatusCode::FORBIDDEN,
-        "Form expired",
-        "This form was not sent from this site's page, or it has expired. Go back, reload the page and try again.",
-    )
-}
-
-/// Reads a form posted from one of our pages: its fields, and the visitor whose CSRF
-/// token it carries. Anything else is answered with an error page.
-pub(crate) async fn posted_form(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(Params, Visitor), Response> {
-    let Ok(p) = Params::from_form(headers, body) else {
-        return Err(state.pages.error(StatusCode::BAD_REQUEST, "Bad request", "The form could not be read."));
-    };
-    let Ok(visitor) = Visitor::load(state, headers).await else { return Err(unavailable()) };
-    if !visitor.csrf_ok(p.get("csrf")) {
-        return Err(csrf_refused(state));
-    }
-    Ok((p, visitor))
-}
+use crate::{password_budget, AppState};
 
 #[derive(Deserialize)]
 pub struct LoginQuery {
     next: Option<String>,
-}
-
-pub(crate) async fn login_page(state: &AppState, visitor: &Visitor, next: &str, login: &str, error: Option<&str>, status: StatusCode) -> Response {
-    let ctx = minijinja::context! {
-        csrf => visitor.csrf_token(),
-        next,
-        next_query => next_query(next),
-        signup => state.config.signup_enabled,
-        mail => state.mail_enabled(),
-        login,
-        error,
-        app => app_name(state, next).await,
-        user => visitor.user().map(|u| u.login.clone()),
-        mail => state.mail_enabled(),
-    };
-    with_cookie(state.pages.render("login.html", status, ctx), visitor)
 }
 
 pub async fn form(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<LoginQuery>) -> Response {
@@ -170,49 +88,6 @@ pub async fn submit(State(state): State<AppState>, Peer(peer): Peer, headers: He
     finish_sign_in(&state, &headers, peer, visitor, user, &next, false).await
 }
 
-/// Signs `user` in at this browser (the password, and the code if asked for, were
-/// right) and sends it on to `next`.
-/// `with_code`: a two-factor code was asked for and given (said in the event).
-pub(crate) async fn finish_sign_in(
-    state: &AppState,
-    headers: &HeaderMap,
-    peer: Option<std::net::SocketAddr>,
-    visitor: Visitor,
-    user: gatehouse_core::model::User,
-    next: &str,
-    with_code: bool,
-) -> Response {
-    if user.disabled {
-        tracing::info!("sign-in to a disabled account refused");
-        // Said only to someone who knows the password.
-        let failed = audit::event(state, EventKind::SignInFailed, headers, peer).subject(&user).detail("account disabled");
-        audit::record(state, failed).await;
-        let msg = Some("This account is disabled. Contact the administrator of this server.");
-        return login_page(state, &visitor, next, &user.login, msg, StatusCode::FORBIDDEN).await;
-    }
-    if visitor.signed_in.is_some() {
-        // Switching accounts: end the old session rather than leave it behind.
-        if visitor.sign_out(state).await.is_err() {
-            return unavailable();
-        }
-    }
-    let mut signed_in = audit::event(state, EventKind::SignInSucceeded, headers, peer).actor(&user);
-    if with_code {
-        signed_in = signed_in.detail("with two-factor");
-    }
-    let remember = known_browser::remember(state, &user);
-    match Visitor::sign_in(state, user).await {
-        Ok(v) => {
-            crate::metrics::sign_in("success");
-            audit::record(state, signed_in).await;
-            let mut res = with_cookie(Redirect::to(next).into_response(), &v);
-            res.headers_mut().extend(remember.map(|c| (header::SET_COOKIE, c)));
-            res
-        }
-        Err(_) => unavailable(),
-    }
-}
-
 /// The header's "Sign out" on a page that has no form token links here: a page that asks.
 pub async fn logout_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let Ok(visitor) = Visitor::load(&state, &headers).await else { return unavailable() };
@@ -235,7 +110,7 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Byt
 
 #[cfg(test)]
 mod tests {
-    use super::safe_next;
+    use super::super::forms::safe_next;
 
     #[test]
     fn next_is_same_site_only() {

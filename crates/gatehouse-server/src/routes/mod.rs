@@ -7,6 +7,7 @@ mod console;
 mod authorize;
 mod device;
 mod email;
+mod forms;
 mod login;
 mod meta;
 mod oidc;
@@ -15,6 +16,7 @@ mod recovery;
 mod token;
 mod token_info;
 mod security;
+mod sign_in;
 mod two_factor;
 
 use axum::middleware::from_fn_with_state;

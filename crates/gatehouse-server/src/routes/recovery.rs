@@ -11,7 +11,7 @@ use gatehouse_core::model::LinkPurpose;
 use gatehouse_core::{accounts, links};
 use serde::Deserialize;
 
-use super::login::{posted_form, unavailable, with_cookie};
+use super::forms::{posted_form, unavailable, with_cookie};
 use crate::error::AppError;
 use crate::rate_limit::{self, Peer};
 use crate::session::Visitor;

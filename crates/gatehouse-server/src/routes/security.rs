@@ -10,7 +10,7 @@ use gatehouse_core::secret::hash_secret;
 use subtle::ConstantTimeEq;
 
 use super::account::{signed_in, when};
-use super::login::{posted_form, unavailable, with_cookie};
+use super::forms::{posted_form, unavailable, with_cookie};
 use gatehouse_core::events::{EventFilter, EventKind};
 
 use crate::audit;

@@ -19,7 +19,7 @@ use gatehouse_core::totp;
 use subtle::ConstantTimeEq;
 
 use super::account::{signed_in, when};
-use super::login::{posted_form, unavailable, with_cookie};
+use super::forms::{posted_form, unavailable, with_cookie};
 use gatehouse_core::events::EventKind;
 
 use crate::audit;
@@ -146,13 +146,13 @@ async fn pending_user(state: &AppState, v: &Visitor, pending: &str) -> Result<Op
 
 /// `POST /login` with `pending` and `code`: the second step of a sign-in.
 pub(crate) async fn second_step(state: &AppState, peer: Peer, headers: &HeaderMap, p: &Params, v: Visitor) -> Response {
-    let next = super::login::safe_next(p.get("next"));
+    let next = super::forms::safe_next(p.get("next"));
     let pending = p.get("pending").unwrap_or("");
     let user = match pending_user(state, &v, pending).await {
         Ok(Some(u)) => u,
         Ok(None) => {
             let msg = "That sign-in took too long or was started elsewhere. Enter your password again.";
-            return super::login::login_page(state, &v, &next, "", Some(msg), StatusCode::UNAUTHORIZED).await;
+            return super::sign_in::login_page(state, &v, &next, "", Some(msg), StatusCode::UNAUTHORIZED).await;
         }
         Err(r) => return r,
     };
@@ -163,7 +163,7 @@ pub(crate) async fn second_step(state: &AppState, peer: Peer, headers: &HeaderMa
         return res;
     }
     match check_code(state, &user, p.get("code").unwrap_or("")).await {
-        Ok(CodeCheck::Accepted) => super::login::finish_sign_in(state, headers, peer.0, v, user, &next, true).await,
+        Ok(CodeCheck::Accepted) => super::sign_in::finish_sign_in(state, headers, peer.0, v, user, &next, true).await,
         Ok(CodeCheck::Refused) => {
             let failed = audit::event(state, EventKind::TwoFactorFailed, headers, peer.0).subject(&user).detail("sign-in");
             audit::record(state, failed).await;
