@@ -23,5 +23,7 @@ CREATE TABLE links (
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL
 );
-CREATE INDEX links_user ON links (user_id, purpose);
+-- One live link per user and purpose: a new one replaces the old in one statement,
+-- so two requests at once cannot both leave a working link.
+CREATE UNIQUE INDEX links_user ON links (user_id, purpose);
 CREATE INDEX links_expires ON links (expires_at);

@@ -171,37 +171,46 @@ impl<D: Db> Accounts for SqlStore<D> {
     }
 
     async fn set_verified_email(&self, user_id: &str, email: &str) -> StoreResult<bool> {
-        let n = self
-            .db
-            .write("UPDATE users SET email = $2, email_verified = 1 WHERE id = $1", &[user_id.into(), email.into()])
-            .await
-            .map_err(conflict_as(EMAIL_TAKEN))?;
-        Ok(n > 0)
-    }
-
-    async fn create_link(&self, link: &LinkToken) -> StoreResult<()> {
-        let args = link.clone();
+        let args = (user_id.to_owned(), email.to_owned());
         self.db
-            .transaction(args, |tx, l| {
+            .transaction(args, |tx, (user, email)| {
                 Box::pin(async move {
-                    tx.exec("DELETE FROM links WHERE user_id = $1 AND purpose = $2", &[(&l.user_id).into(), l.purpose.as_str().into()])
+                    let n = tx
+                        .exec("UPDATE users SET email = $2, email_verified = 1 WHERE id = $1", &[user.into(), email.into()])
                         .await?;
+                    // A reset link mailed to the address this one replaces stops working.
                     tx.exec(
-                        &format!("INSERT INTO links ({LINK_COLS}) VALUES ($1, $2, $3, $4, $5, $6)"),
-                        &[
-                            (&l.token_hash).into(),
-                            (&l.user_id).into(),
-                            l.purpose.as_str().into(),
-                            (&l.email).into(),
-                            l.created_at.into(),
-                            l.expires_at.into(),
-                        ],
+                        "DELETE FROM links WHERE user_id = $1 AND purpose = $2 AND lower(email) <> lower($3)",
+                        &[user.into(), LinkPurpose::ResetPassword.as_str().into(), email.into()],
                     )
                     .await?;
-                    Ok(())
+                    Ok(n > 0)
                 })
             })
             .await
+            .map_err(conflict_as(EMAIL_TAKEN))
+    }
+
+    async fn create_link(&self, l: &LinkToken) -> StoreResult<()> {
+        // Replaces the user's link of this purpose, if any, in the same statement.
+        self.db
+            .write(
+                &format!(
+                    "INSERT INTO links ({LINK_COLS}) VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (user_id, purpose) DO UPDATE SET token_hash = excluded.token_hash, \
+                     email = excluded.email, created_at = excluded.created_at, expires_at = excluded.expires_at"
+                ),
+                &[
+                    (&l.token_hash).into(),
+                    (&l.user_id).into(),
+                    l.purpose.as_str().into(),
+                    (&l.email).into(),
+                    l.created_at.into(),
+                    l.expires_at.into(),
+                ],
+            )
+            .await?;
+        Ok(())
     }
 
     async fn find_link(&self, token_hash: &str, purpose: LinkPurpose, now: i64) -> StoreResult<Option<LinkToken>> {

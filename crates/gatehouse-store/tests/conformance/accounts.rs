@@ -166,6 +166,26 @@ pub async fn links_are_single_use_expire_and_only_the_newest_works(store: Arc<dy
     assert_eq!(store.take_link(&newer.token_hash, LinkPurpose::ResetPassword, NOW).await.unwrap().unwrap().token_hash, newer.token_hash);
     assert!(store.take_link(&newer.token_hash, LinkPurpose::ResetPassword, NOW).await.unwrap().is_none(), "used once");
 
+    // Two new links at once: one of them works, never both.
+    let racing: Vec<LinkToken> = (0..8).map(|_| link(LinkPurpose::ResetPassword, NOW + 1800)).collect();
+    let creates = racing.iter().cloned().map(|l| {
+        let store = store.clone();
+        tokio::spawn(async move { store.create_link(&l).await.unwrap() })
+    });
+    for c in creates.collect::<Vec<_>>() {
+        c.await.unwrap();
+    }
+    let mut live = 0;
+    for l in &racing {
+        live += usize::from(store.find_link(&l.token_hash, LinkPurpose::ResetPassword, NOW).await.unwrap().is_some());
+    }
+    assert_eq!(live, 1, "only the newest link works, even when made at once");
+    // A new verified address ends reset links mailed to the old one.
+    assert!(store.set_verified_email(&alice.id, "alice.new@example.com").await.unwrap());
+    for l in &racing {
+        assert!(store.find_link(&l.token_hash, LinkPurpose::ResetPassword, NOW).await.unwrap().is_none());
+    }
+
     // Two uses at once: one wins.
     let racy = link(LinkPurpose::VerifyEmail, NOW + 60);
     store.create_link(&racy).await.unwrap();
