@@ -100,15 +100,26 @@ pub(crate) async fn click(c: &Client, css: &str) {
 }
 
 pub(crate) async fn text(c: &Client, css: &str) -> String {
-    // Wait: a click that submits a form returns before the next page has loaded.
-    match c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await {
-        Ok(e) => e.text().await.unwrap(),
-        Err(e) => {
-            let url = c.current_url().await.map(|u| u.to_string()).unwrap_or_default();
-            let page = c.source().await.unwrap_or_default();
-            panic!("{css}: {e}\nat {url}:\n{page}")
+    // Wait: a click that submits a form returns before the next page has loaded. The
+    // element found may still be the old page's, gone by the time it is read: read the
+    // new page's then.
+    for _ in 0..50 {
+        match c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await {
+            Ok(e) => match e.text().await {
+                Ok(text) => return text,
+                Err(fantoccini::error::CmdError::Standard(w)) if w.error == fantoccini::error::ErrorStatus::StaleElementReference => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("{css}: {e}"),
+            },
+            Err(e) => {
+                let url = c.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+                let page = c.source().await.unwrap_or_default();
+                panic!("{css}: {e}\nat {url}:\n{page}")
+            }
         }
     }
+    panic!("{css}: still stale after five seconds")
 }
 
 /// Waits until the element's text contains `want` (the page a click leads to may not

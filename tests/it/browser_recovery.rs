@@ -51,7 +51,8 @@ async fn sign_up_verify_forget_and_reset_in_a_real_browser() {
     c.goto(&link(&reset.text, &format!("{}/reset-password?token=", server.base))).await.unwrap();
     fill(&c, "#password", "a-brand-new-passphrase").await;
     click(&c, "button[type=submit]").await;
-    assert_eq!(text(&c, "h1").await, "Password changed");
+    let changed = Locator::XPath("//h1[text()='Password changed']");
+    c.wait().at_most(Duration::from_secs(10)).for_element(changed).await.expect("the password changed");
 
     click(&c, "main a[href='/login']").await;
     c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("#login")).await.unwrap();
