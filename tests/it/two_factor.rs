@@ -337,6 +337,8 @@ async fn the_security_page_lists_sessions_and_signs_them_out() {
     phone.sign_in("alice", PASSWORD).await;
 
     let page = laptop.http.get(laptop.url("/settings/security")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("<title>Security · Gatehouse</title>"), "the page's title is its name, nothing else");
+    assert_eq!(page.matches("<h2>Recent activity</h2>").count(), 1);
     assert!(page.contains("Firefox on Windows") && page.contains("Chrome on Android"), "{page}");
     assert!(page.contains("127.0.0.1") && page.contains("this browser"));
     assert_eq!(page.matches("class=\"session\"").count(), 2);
