@@ -7,7 +7,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::events::EventKind;
-use gatehouse_core::model::LinkPurpose;
+use gatehouse_core::model::{LinkPurpose, User};
 use gatehouse_core::{accounts, links};
 use serde::Deserialize;
 
@@ -90,18 +90,23 @@ fn reset_page(state: &AppState, v: &Visitor, token: &str, login: &str, error: Op
     with_cookie(state.pages.render("reset.html", status, ctx), v)
 }
 
+/// The enabled account a live reset link is for; else the page to answer with.
+async fn link_holder(state: &AppState, token: &str) -> Result<User, Response> {
+    let user = match links::peek(&state.auth, token, LinkPurpose::ResetPassword).await {
+        Ok(Some(link)) => state.auth.store.find_user(&link.user_id).await.map_err(|e| AppError::page(e).into_response())?,
+        Ok(None) => None,
+        Err(e) => return Err(AppError::page(e).into_response()),
+    };
+    user.filter(|u| !u.disabled).ok_or_else(|| link_invalid(state))
+}
+
 /// Shows the form; the link is not used until the form is sent (mail scanners open links).
 pub async fn reset_form(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<TokenQuery>) -> Response {
     let token = q.token.unwrap_or_default();
-    let user = match links::peek(&state.auth, &token, LinkPurpose::ResetPassword).await {
-        Ok(Some(link)) => match state.auth.store.find_user(&link.user_id).await {
-            Ok(u) => u.filter(|u| !u.disabled),
-            Err(e) => return AppError::page(e).into_response(),
-        },
-        Ok(None) => None,
-        Err(e) => return AppError::page(e).into_response(),
+    let user = match link_holder(&state, &token).await {
+        Ok(user) => user,
+        Err(answer) => return answer,
     };
-    let Some(user) = user else { return link_invalid(&state) };
     let Ok(visitor) = Visitor::load(&state, &headers).await else { return unavailable() };
     reset_page(&state, &visitor, &token, &user.login, None, StatusCode::OK)
 }
@@ -113,15 +118,10 @@ pub async fn reset(State(state): State<AppState>, Peer(peer): Peer, headers: Hea
     };
     let token = p.get("token").unwrap_or("").to_string();
     let password = p.get("password").unwrap_or("").to_string();
-    let user = match links::peek(&state.auth, &token, LinkPurpose::ResetPassword).await {
-        Ok(Some(link)) => match state.auth.store.find_user(&link.user_id).await {
-            Ok(u) => u.filter(|u| !u.disabled),
-            Err(e) => return AppError::page(e).into_response(),
-        },
-        Ok(None) => None,
-        Err(e) => return AppError::page(e).into_response(),
+    let user = match link_holder(&state, &token).await {
+        Ok(user) => user,
+        Err(answer) => return answer,
     };
-    let Some(user) = user else { return link_invalid(&state) };
     if let Err(e) = accounts::check_new_password(&password, &user.login, &user.email) {
         return reset_page(&state, &visitor, &token, &user.login, Some(&e.to_string()), StatusCode::BAD_REQUEST);
     }
