@@ -457,14 +457,17 @@ mod cases {
         assert!(refresh_live(&*store, &winners[0]).await);
     }
 
-    /// Rotations of many families at once, with app tokens among them (one batch on the
-    /// group commit): each stores its tokens as given, and one whose new access token
-    /// repeats a stored one fails alone, leaving its old token live.
+    /// Rotations of many families at once, with app tokens and new grants among them
+    /// (one batch on the group commit): each stores its tokens as given, half of them
+    /// with an access token narrower than its refresh token, and one whose new access
+    /// token repeats a stored one fails alone, leaving its old token live.
     pub async fn concurrent_rotations_store_their_tokens_and_a_bad_one_fails_alone(store: Arc<dyn Store>) {
         let u = user(&*store, "alice").await;
         let c = client(&*store, &u, "App").await;
         let taken = issue(&c, &u, None, NOW, None);
         store.insert_tokens(&taken, CAPS, NOW).await.unwrap();
+        // New grants of another user, whose caps are checked in the same batches.
+        let other = user(&*store, "bob").await;
         let mut tasks = Vec::new();
         for n in 0..60 {
             let first = issue(&c, &u, None, NOW, Some(&random_token(30)));
@@ -476,16 +479,26 @@ mod cases {
                 next.access.token_hash = taken.access.token_hash.clone();
             }
             next.refresh.as_mut().unwrap().expires_at = Some(NOW + 90 + n);
+            if n % 2 == 0 {
+                next.refresh.as_mut().unwrap().scopes = scopes("user_read channel_read");
+            }
             let (store, app) = (store.clone(), TokenIssue { refresh: None, ..issue(&c, &u, None, NOW, None) });
+            let grant = issue(&c, &other, None, NOW, None);
             tasks.push(tokio::spawn(async move {
-                let rotated = store.rotate_refresh_token(&old.token_hash, next.clone(), NOW + 1).await;
+                let (rotated, granted) = tokio::join!(
+                    store.rotate_refresh_token(&old.token_hash, next.clone(), NOW + 1),
+                    store.insert_tokens(&grant, RefreshCaps { per_client_user: 100, per_user: 100 }, NOW)
+                );
+                granted.unwrap();
+                assert!(refresh_live(&*store, &grant.refresh.unwrap().token_hash).await);
                 store.insert_tokens(&app, CAPS, NOW).await.unwrap();
                 (n == 30, rotated, old, next, app)
             }));
         }
         let mut failures = 0;
-        for t in tasks {
+        for (n, t) in tasks.into_iter().enumerate() {
             let (bad, rotated, old, next, app) = t.await.unwrap();
+            let refresh_scopes = scopes(if n % 2 == 0 { "user_read channel_read" } else { "user_read" });
             assert!(store.find_access_token(&app.access.token_hash).await.unwrap().is_some());
             let new_refresh = next.refresh.as_ref().unwrap();
             if bad {
@@ -505,7 +518,7 @@ mod cases {
             let r = store.find_refresh_token(&new_refresh.token_hash).await.unwrap().unwrap();
             assert_eq!(
                 (&r.family_id, &r.client_id, &r.user_id, &r.scopes, r.created_at, r.expires_at, r.rotated_at, r.revoked, &r.code_hash),
-                (&old.family_id, &c.id, &u.id, &scopes("user_read"), NOW + 2, new_refresh.expires_at, None, false, &old.code_hash)
+                (&old.family_id, &c.id, &u.id, &refresh_scopes, NOW + 2, new_refresh.expires_at, None, false, &old.code_hash)
             );
         }
         assert_eq!(failures, 1);
