@@ -1,8 +1,8 @@
 //! Lookups by key batched into one query, for PostgreSQL. Every statement is a round trip
 //! and a wake-up of a database process, and on a busy server the round trips, not the
 //! lookups, took the CPU. Lookups that arrive while a query is in flight wait for the next
-//! one, which fetches them all (`WHERE key = ANY($1)`); a few queries run at once, so an
-//! idle server answers a lone lookup straight away.
+//! one, which fetches them all (`WHERE key = ANY($1)`); a lone lookup on an idle server
+//! is sent straight away.
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -49,8 +49,9 @@ pub struct PgDb {
     clients: BatchedLookups<Client>,
 }
 
-/// Queries in flight at once per kind of lookup.
-const LOOKUP_QUERIES: usize = 2;
+/// Queries in flight at once per kind of lookup: with one, the lookups of a busy
+/// instance wait a little longer and are fetched in half as many statements.
+const LOOKUP_QUERIES: usize = 1;
 
 /// Starts batched lookups of rows by their key: `select` is the query up to its WHERE
 /// clause, `key` the key's column, which is also the row's first; `map` makes a value of
