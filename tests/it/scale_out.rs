@@ -217,6 +217,35 @@ async fn concurrent_requests_share_the_budget_exactly() {
     assert_eq!(refused, 18);
 }
 
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set GATEHOUSE_TEST_POSTGRES_URL and run with --include-ignored"]
+async fn requests_taken_ahead_still_hold_the_budget_across_instances() {
+    // A budget of 300 lets each instance take 3 requests ahead with every statement:
+    // however the requests alternate, exactly 300 are let through in all.
+    let Some(db) = PgDatabase::create().await else { return };
+    let budget = gatehouse_core::model::RateBudget { capacity: 300, window: 86_400 };
+    let limits = gatehouse_server::RateLimits { api: budget, shared: true, ..Default::default() };
+    let (a, b) = two_instances_with(&db, || ServerConfig { rate_limits: limits.clone(), ..Default::default() }).await;
+    let f = Fixture::with(a).await;
+    let t = s(&f.tokens("").await, "access_token");
+    let http = f.server.http();
+    let (mut allowed, mut last_remaining) = (0, i64::MAX);
+    for i in 0..330 {
+        let base = if i % 3 == 0 { &b.base } else { &f.server.base };
+        let res = http.get(format!("{base}/api/user")).bearer_auth(&t).send().await.unwrap();
+        let remaining: i64 = res.headers()["ratelimit-remaining"].to_str().unwrap().parse().unwrap();
+        if res.status() == 200 {
+            allowed += 1;
+            assert!(remaining < 300, "request {i}: {remaining} remaining");
+            last_remaining = last_remaining.min(remaining);
+        } else {
+            assert_eq!((res.status().as_u16(), remaining), (429, 0), "request {i}");
+        }
+    }
+    assert_eq!(allowed, 300, "taken ahead or not, the budget is 300");
+    assert_eq!(last_remaining, 0);
+}
+
 /// Waits until `seen` holds, failing if that takes longer than the default staleness of
 /// the instances' caches (one second) and the time to ask.
 pub async fn within_staleness<F, Fut>(seen: F)

@@ -89,9 +89,65 @@ impl MemoryBuckets {
 /// all update its one row, and each statement waits on the row lock the one before held:
 /// so the requests that arrive while a bucket's statement is in flight are queued and
 /// taken together by its next statement, one statement per round trip instead of one
-/// per request.
+/// per request. Each statement also takes a little more than it was asked for (a lease,
+/// see [`lease_size`]), which the instance's next requests spend without a round trip.
 #[derive(Default)]
-pub struct SharedQueues(Mutex<HashMap<String, Vec<oneshot::Sender<RateDecision>>>>);
+pub struct SharedQueues {
+    waiting: Mutex<HashMap<String, Vec<oneshot::Sender<RateDecision>>>>,
+    leases: Mutex<HashMap<String, Lease>>,
+}
+
+/// Requests taken from a shared bucket ahead of time and not yet spent: `left` of them,
+/// with `level` left in the bucket beside them when they were taken.
+struct Lease {
+    level: i64,
+    left: i64,
+    until: std::time::Instant,
+}
+
+/// How long a lease may be spent: what it holds is gone from the bucket meanwhile, so it
+/// must not outlast a quiet spell by much.
+const LEASE_LIFETIME: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Leases held at once, beyond which expired ones are forgotten.
+const MAX_LEASES: usize = 10_000;
+
+/// Requests taken ahead for an instance: 1 % of the budget, at most 1,000; none for small
+/// budgets (sign-in, mail), which stay exact. Every request let through is still taken
+/// from the shared bucket, so the budget holds across instances; what a lease held when
+/// it expired is lost, so a client may find its budget short by this much per second.
+fn lease_size(budget: RateBudget) -> i64 {
+    (budget.capacity / 100).min(1000)
+}
+
+impl SharedQueues {
+    /// Lets through up to `n` requests of bucket `key` from its lease; their decisions.
+    fn spend_lease(&self, key: &str, budget: &RateBudget, n: usize) -> Vec<RateDecision> {
+        let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(lease) = leases.get_mut(key) else { return Vec::new() };
+        let mut spent = Vec::new();
+        if lease.until > std::time::Instant::now() {
+            while lease.left > 0 && spent.len() < n {
+                lease.left -= 1;
+                // As if taken alone: the requests still leased are left beside the bucket.
+                spent.push(budget.decision(lease.level + lease.left * 1000, true));
+            }
+        }
+        if lease.left == 0 || lease.until <= std::time::Instant::now() {
+            leases.remove(key);
+        }
+        spent
+    }
+
+    fn keep_lease(&self, key: &str, lease: Lease) {
+        let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        if leases.len() >= MAX_LEASES {
+            let now = std::time::Instant::now();
+            leases.retain(|_, l| l.until > now);
+        }
+        leases.insert(key.to_string(), lease);
+    }
+}
 
 /// What a request is told when the shared store fails: an outage of the limiter must not
 /// become an outage of the API.
@@ -111,9 +167,12 @@ impl AppState {
         if !self.config.rate_limits.shared {
             return self.buckets.take(key, budget, self.auth.now());
         }
+        if let Some(leased) = self.rate_queues.spend_lease(key, &budget, 1).pop() {
+            return leased;
+        }
         let (told, answer) = oneshot::channel();
         let first = {
-            let mut queues = self.rate_queues.0.lock().unwrap_or_else(|e| e.into_inner());
+            let mut queues = self.rate_queues.waiting.lock().unwrap_or_else(|e| e.into_inner());
             match queues.get_mut(key) {
                 Some(waiting) => {
                     waiting.push(told);
@@ -141,14 +200,14 @@ impl AppState {
         impl Drop for OnPanic<'_> {
             fn drop(&mut self) {
                 if std::thread::panicking() {
-                    self.0 .0.lock().unwrap_or_else(|e| e.into_inner()).remove(self.1);
+                    self.0.waiting.lock().unwrap_or_else(|e| e.into_inner()).remove(self.1);
                 }
             }
         }
         let _on_panic = OnPanic(&self.rate_queues, &key);
         loop {
-            let batch = {
-                let mut queues = self.rate_queues.0.lock().unwrap_or_else(|e| e.into_inner());
+            let mut batch = {
+                let mut queues = self.rate_queues.waiting.lock().unwrap_or_else(|e| e.into_inner());
                 let Some(waiting) = queues.get_mut(&key) else { return };
                 if waiting.is_empty() {
                     queues.remove(&key);
@@ -156,11 +215,25 @@ impl AppState {
                 }
                 std::mem::take(waiting)
             };
+            // Those that queued while the lease was being taken spend it first.
+            let leased = self.rate_queues.spend_lease(&key, &budget, batch.len());
+            for (told, decision) in batch.drain(..leased.len()).zip(leased) {
+                let _ = told.send(decision);
+            }
+            if batch.is_empty() {
+                continue;
+            }
             let count = batch.len() as i64;
-            match self.auth.store.take_rate_tokens(&key, budget, self.auth.now(), count).await {
+            let asked = count + lease_size(budget);
+            let taken_at = std::time::Instant::now();
+            match self.auth.store.take_rate_tokens(&key, budget, self.auth.now(), asked).await {
                 Ok(take) => {
                     for (i, told) in (0..).zip(batch) {
                         let _ = told.send(take.decision(&budget, i));
+                    }
+                    if take.allowed > count {
+                        let lease = Lease { level: take.level, left: take.allowed - count, until: taken_at + LEASE_LIFETIME };
+                        self.rate_queues.keep_lease(&key, lease);
                     }
                 }
                 Err(e) => {
