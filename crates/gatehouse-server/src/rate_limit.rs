@@ -89,8 +89,8 @@ impl MemoryBuckets {
 /// all update its one row, and each statement waits on the row lock the one before held:
 /// so the requests that arrive while a bucket's statement is in flight are queued and
 /// taken together by its next statement, one statement per round trip instead of one
-/// per request. Each statement also takes a little more than it was asked for (a lease,
-/// see [`lease_size`]), which the instance's next requests spend without a round trip.
+/// per request. A busy bucket's statement also takes some requests ahead (a lease, see
+/// [`SharedQueues::ahead`]), which the instance's next requests spend without a round trip.
 #[derive(Default)]
 pub struct SharedQueues {
     waiting: Mutex<HashMap<String, Vec<oneshot::Sender<RateDecision>>>>,
@@ -101,6 +101,8 @@ pub struct SharedQueues {
 /// with `level` left in the bucket beside them when they were taken.
 struct Lease {
     level: i64,
+    /// How many were taken ahead, and how many of them are left.
+    size: i64,
     left: i64,
     until: std::time::Instant,
 }
@@ -109,14 +111,12 @@ struct Lease {
 /// must not outlast a quiet spell by much.
 const LEASE_LIFETIME: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Leases held at once, beyond which expired ones are forgotten.
+/// Leases held at once; beyond that, buckets are counted without one.
 const MAX_LEASES: usize = 10_000;
 
-/// Requests taken ahead for an instance: 1 % of the budget, at most 1,000; none for small
-/// budgets (sign-in, mail), which stay exact. Every request let through is still taken
-/// from the shared bucket, so the budget holds across instances; what a lease held when
-/// it expired is lost, so a client may find its budget short by this much per second.
-fn lease_size(budget: RateBudget) -> i64 {
+/// The most an instance takes ahead: 1 % of the budget, at most 1,000; none for small
+/// budgets (sign-in, mail), which stay exact.
+fn max_lease(budget: RateBudget) -> i64 {
     (budget.capacity / 100).min(1000)
 }
 
@@ -133,19 +133,35 @@ impl SharedQueues {
                 spent.push(budget.decision(lease.level + lease.left * 1000, true));
             }
         }
-        if lease.left == 0 || lease.until <= std::time::Instant::now() {
-            leases.remove(key);
-        }
         spent
+    }
+
+    /// How many to take ahead with the `count` requests of bucket `key` now waiting. What
+    /// a lease holds when it expires is lost to the bucket, so a lease follows demand:
+    /// twice the last one if that was all spent in time, else as many as are waiting
+    /// together now (none for a lone request). A client whose requests come one at a
+    /// time is counted exactly, and no client loses more than it recently used.
+    fn ahead(&self, key: &str, count: i64, budget: RateBudget) -> i64 {
+        let leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        let spent_in_time = leases.get(key).filter(|l| l.left == 0 && l.until > std::time::Instant::now());
+        let wanted = match spent_in_time {
+            Some(last) => 2 * last.size,
+            None if count > 1 => count,
+            None => 0,
+        };
+        wanted.min(max_lease(budget))
     }
 
     fn keep_lease(&self, key: &str, lease: Lease) {
         let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
-        if leases.len() >= MAX_LEASES {
-            let now = std::time::Instant::now();
+        let now = std::time::Instant::now();
+        if leases.len() >= MAX_LEASES && !leases.contains_key(key) {
             leases.retain(|_, l| l.until > now);
         }
-        leases.insert(key.to_string(), lease);
+        // Still full of live leases: what this one held is not spent, but it is bounded.
+        if leases.len() < MAX_LEASES || leases.contains_key(key) {
+            leases.insert(key.to_string(), lease);
+        }
     }
 }
 
@@ -224,7 +240,7 @@ impl AppState {
                 continue;
             }
             let count = batch.len() as i64;
-            let asked = count + lease_size(budget);
+            let asked = count + self.rate_queues.ahead(&key, count, budget);
             let taken_at = std::time::Instant::now();
             match self.auth.store.take_rate_tokens(&key, budget, self.auth.now(), asked).await {
                 Ok(take) => {
@@ -232,7 +248,8 @@ impl AppState {
                         let _ = told.send(take.decision(&budget, i));
                     }
                     if take.allowed > count {
-                        let lease = Lease { level: take.level, left: take.allowed - count, until: taken_at + LEASE_LIFETIME };
+                        let size = take.allowed - count;
+                        let lease = Lease { level: take.level, size, left: size, until: taken_at + LEASE_LIFETIME };
                         self.rate_queues.keep_lease(&key, lease);
                     }
                 }
@@ -345,6 +362,31 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lease_follows_demand() {
+        let queues = SharedQueues::default();
+        let budget = RateBudget { capacity: 3000, window: 60 };
+        // A lone request takes nothing ahead; several waiting together take as many.
+        assert_eq!(queues.ahead("k", 1, budget), 0);
+        assert_eq!(queues.ahead("k", 5, budget), 5);
+        let until = std::time::Instant::now() + LEASE_LIFETIME;
+        queues.keep_lease("k", Lease { level: 100_000, size: 5, left: 5, until });
+        // Unspent, it earns nothing more.
+        assert_eq!(queues.ahead("k", 1, budget), 0);
+        assert_eq!(queues.spend_lease("k", &budget, 10).len(), 5);
+        // Spent in time: twice as many next, up to 1 % of the budget.
+        assert_eq!(queues.ahead("k", 1, budget), 10);
+        queues.keep_lease("k", Lease { level: 100_000, size: 20, left: 0, until });
+        assert_eq!(queues.ahead("k", 1, budget), 30);
+        // Expired with some left: those are lost, and the next statement takes none ahead.
+        let gone = std::time::Instant::now() - std::time::Duration::from_millis(1);
+        queues.keep_lease("k", Lease { level: 100_000, size: 5, left: 2, until: gone });
+        assert!(queues.spend_lease("k", &budget, 1).is_empty());
+        assert_eq!(queues.ahead("k", 1, budget), 0);
+        // Small budgets stay exact.
+        assert_eq!(queues.ahead("login", 8, RateBudget { capacity: 20, window: 60 }), 0);
+    }
 
     fn forwarded(values: &[&str], proxies: usize) -> Option<String> {
         let mut headers = HeaderMap::new();
