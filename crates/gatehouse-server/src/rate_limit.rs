@@ -95,6 +95,8 @@ impl MemoryBuckets {
 pub struct SharedQueues {
     waiting: Mutex<HashMap<String, Vec<oneshot::Sender<RateDecision>>>>,
     leases: Mutex<HashMap<String, Lease>>,
+    /// When expired leases were last forgotten (only done once the table is full).
+    pruned: Mutex<Option<std::time::Instant>>,
 }
 
 /// Requests taken from a shared bucket ahead of time and not yet spent: `left` of them,
@@ -140,9 +142,22 @@ impl SharedQueues {
     /// a lease holds when it expires is lost to the bucket, so a lease follows demand:
     /// twice the last one if that was all spent in time, else as many as are waiting
     /// together now (none for a lone request). A client whose requests come one at a
-    /// time is counted exactly, and no client loses more than it recently used.
+    /// time is counted exactly, and what a client can lose is about what it recently
+    /// used, at most 1 % of the budget per instance and second.
     fn ahead(&self, key: &str, count: i64, budget: RateBudget) -> i64 {
-        let leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        if leases.len() >= MAX_LEASES && !leases.contains_key(key) {
+            // No room to keep a lease: take none, rather than one that would be lost.
+            // Expired ones are forgotten at most once a lifetime, not on every statement.
+            let now = std::time::Instant::now();
+            if self.pruned.lock().unwrap_or_else(|e| e.into_inner()).is_none_or(|at| now - at > LEASE_LIFETIME) {
+                leases.retain(|_, l| l.until > now);
+                *self.pruned.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
+            }
+            if leases.len() >= MAX_LEASES {
+                return 0;
+            }
+        }
         let spent_in_time = leases.get(key).filter(|l| l.left == 0 && l.until > std::time::Instant::now());
         let wanted = match spent_in_time {
             Some(last) => 2 * last.size,
@@ -152,16 +167,10 @@ impl SharedQueues {
         wanted.min(max_lease(budget))
     }
 
+    /// Keeps a lease taken after `ahead` made room for it (one drain task per bucket, so
+    /// no other lease of this bucket came in between).
     fn keep_lease(&self, key: &str, lease: Lease) {
-        let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
-        let now = std::time::Instant::now();
-        if leases.len() >= MAX_LEASES && !leases.contains_key(key) {
-            leases.retain(|_, l| l.until > now);
-        }
-        // Still full of live leases: what this one held is not spent, but it is bounded.
-        if leases.len() < MAX_LEASES || leases.contains_key(key) {
-            leases.insert(key.to_string(), lease);
-        }
+        self.leases.lock().unwrap_or_else(|e| e.into_inner()).insert(key.to_string(), lease);
     }
 }
 
@@ -386,6 +395,24 @@ mod tests {
         assert_eq!(queues.ahead("k", 1, budget), 0);
         // Small budgets stay exact.
         assert_eq!(queues.ahead("login", 8, RateBudget { capacity: 20, window: 60 }), 0);
+    }
+
+    #[test]
+    fn with_no_room_for_a_lease_none_is_taken() {
+        let queues = SharedQueues::default();
+        let budget = RateBudget { capacity: 3000, window: 60 };
+        let live = std::time::Instant::now() + LEASE_LIFETIME;
+        for i in 0..MAX_LEASES {
+            queues.keep_lease(&format!("k{i}"), Lease { level: 0, size: 1, left: 1, until: live });
+        }
+        assert_eq!(queues.ahead("new", 5, budget), 0, "a lease that could not be kept would be lost");
+        // Once they have expired, they are forgotten and there is room again.
+        let gone = std::time::Instant::now() - std::time::Duration::from_millis(1);
+        for i in 0..MAX_LEASES {
+            queues.keep_lease(&format!("k{i}"), Lease { level: 0, size: 1, left: 1, until: gone });
+        }
+        *queues.pruned.lock().unwrap() = None;
+        assert_eq!(queues.ahead("new", 5, budget), 5);
     }
 
     fn forwarded(values: &[&str], proxies: usize) -> Option<String> {
