@@ -160,10 +160,11 @@ async fn instances_starting_at_once_migrate_one_database_safely() {
     assert_eq!(applied, known);
 }
 
-/// Two instances on `db` sharing an API budget of six requests per `window` seconds: the
-/// first (with a registered app) as a fixture, the second, and a user token of the app.
-async fn two_instances_with_api_budget(db: &PgDatabase, window: i64) -> (Fixture, TestServer, String) {
-    let budget = gatehouse_core::model::RateBudget { capacity: 6, window };
+/// Two instances on `db` sharing an API budget of `capacity` requests per `window`
+/// seconds: the first (with a registered app) as a fixture, the second, and a user token
+/// of the app.
+async fn two_instances_with_api_budget(db: &PgDatabase, capacity: i64, window: i64) -> (Fixture, TestServer, String) {
+    let budget = gatehouse_core::model::RateBudget { capacity, window };
     let limits = gatehouse_server::RateLimits { api: budget, shared: true, ..Default::default() };
     let (a, b) = two_instances_with(db, || ServerConfig { rate_limits: limits.clone(), ..Default::default() }).await;
     let f = Fixture::with(a).await;
@@ -175,7 +176,7 @@ async fn two_instances_with_api_budget(db: &PgDatabase, window: i64) -> (Fixture
 #[ignore = "needs PostgreSQL: set GATEHOUSE_TEST_POSTGRES_URL and run with --include-ignored"]
 async fn the_api_budget_holds_across_instances() {
     let Some(db) = PgDatabase::create().await else { return };
-    let (f, b, t) = two_instances_with_api_budget(&db, 60).await;
+    let (f, b, t) = two_instances_with_api_budget(&db, 6, 60).await;
     let http = f.server.http();
     let mut statuses = Vec::new();
     for i in 0..8 {
@@ -192,7 +193,7 @@ async fn concurrent_requests_share_the_budget_exactly() {
     // Requests arriving together at one instance are taken from the bucket together;
     // each must still be told as if it had been taken alone.
     let Some(db) = PgDatabase::create().await else { return };
-    let (f, b, t) = two_instances_with_api_budget(&db, 3600).await;
+    let (f, b, t) = two_instances_with_api_budget(&db, 6, 3600).await;
     let http = f.server.http();
     let calls = (0..24).map(|i| {
         let base = if i % 3 == 0 { b.base.clone() } else { f.server.base.clone() };
@@ -224,11 +225,7 @@ async fn requests_taken_ahead_still_hold_the_budget_across_instances() {
     // together: however the bursts alternate between instances, exactly 300 are let
     // through in all.
     let Some(db) = PgDatabase::create().await else { return };
-    let budget = gatehouse_core::model::RateBudget { capacity: 300, window: 86_400 };
-    let limits = gatehouse_server::RateLimits { api: budget, shared: true, ..Default::default() };
-    let (a, b) = two_instances_with(&db, || ServerConfig { rate_limits: limits.clone(), ..Default::default() }).await;
-    let f = Fixture::with(a).await;
-    let t = s(&f.tokens("").await, "access_token");
+    let (f, b, t) = two_instances_with_api_budget(&db, 300, 86_400).await;
     let http = f.server.http();
     let mut allowed = 0;
     for burst in 0..50 {
