@@ -150,9 +150,10 @@ impl SharedQueues {
             // No room to keep a lease: take none, rather than one that would be lost.
             // Expired ones are forgotten at most once a lifetime, not on every statement.
             let now = std::time::Instant::now();
-            if self.pruned.lock().unwrap_or_else(|e| e.into_inner()).is_none_or(|at| now - at > LEASE_LIFETIME) {
+            let mut pruned = self.pruned.lock().unwrap_or_else(|e| e.into_inner());
+            if pruned.is_none_or(|at| now - at > LEASE_LIFETIME) {
                 leases.retain(|_, l| l.until > now);
-                *self.pruned.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
+                *pruned = Some(now);
             }
             if leases.len() >= MAX_LEASES {
                 return 0;
